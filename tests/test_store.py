@@ -1,0 +1,457 @@
+"""The store against real databases: a SQLite file and the local PostgreSQL (db_url fixture)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+
+from aggregator import dedupe
+from aggregator.model import (
+    Enclosure,
+    Image,
+    ParsedEntry,
+    ParsedFeed,
+    PollRecord,
+    SaveCounts,
+    SourceState,
+    Validators,
+)
+from aggregator.store import Store, UnknownSourceError, entries, metadata
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class SourceStandIn:
+    """The attributes of config.SourceConfig the store reads."""
+
+    name: str
+    url: str | None = None
+    path: Path | None = None
+    title: str | None = None
+    categories: tuple[str, ...] = ()
+    interval: timedelta | None = None
+    enabled: bool = True
+    allow_private: bool = False
+
+
+def source(name: str, **fields: object) -> SourceStandIn:
+    fields.setdefault("url", f"https://{name}.example/feed.xml")
+    return SourceStandIn(name, **fields)  # type: ignore[arg-type]
+
+
+def entry(n: int, **fields: object) -> ParsedEntry:
+    values: dict[str, object] = {
+        "guid": f"guid-{n}",
+        "link": f"https://news.example/articles/{n}",
+        "title": f"Article {n}",
+        "summary": f"<p>Summary {n}</p>",
+        "published": T0 - n * HOUR,
+    }
+    values.update(fields)
+    return ParsedEntry(**values)  # type: ignore[arg-type]
+
+
+def poll(
+    name: str,
+    *entries: ParsedEntry,
+    at: datetime = T0,
+    status: str = "ok",
+    feed_title: str | None = "Feed title",
+    **fields: object,
+) -> PollRecord:
+    feed = ParsedFeed("rss20", title=feed_title, link="https://site.example/", entries=entries)
+    values: dict[str, object] = {
+        "source": name,
+        "polled_at": at,
+        "status": status,
+        "next_poll_at": at + HOUR,
+        "feed": feed if status == "ok" else None,
+    }
+    values.update(fields)
+    return PollRecord(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    opened = Store(db_url)
+    opened.upgrade()
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def synced(store: Store) -> Store:
+    store.sync_sources([source("alpha"), source("beta"), source("gamma")])
+    return store
+
+
+def state(store: Store, name: str) -> SourceState:
+    found = store.source_state(name)
+    assert found is not None
+    return found
+
+
+# -- schema ------------------------------------------------------------------
+
+
+def test_upgrade_is_idempotent_and_matches_the_table_definitions(store: Store) -> None:
+    store.upgrade()
+    store.ping()
+    with store._engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert differences == []
+    assert store.data_version() == 0
+
+
+def test_sqlite_file_gets_its_folder_and_wal_journal(tmp_path: Path) -> None:
+    database = tmp_path / "not" / "yet" / "there.db"
+    opened = Store(f"sqlite:///{database}")
+    opened.upgrade()
+    opened.close()
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+# -- sources -----------------------------------------------------------------
+
+
+def test_sync_sources_inserts_new_sources_due_at_once(store: Store) -> None:
+    store.sync_sources([source("alpha", title="Alpha"), source("beta", url=None, path=Path("/x"))])
+    states = store.source_states()
+    assert [(s.name, s.url, s.path, s.enabled, s.next_poll_at) for s in states] == [
+        ("alpha", "https://alpha.example/feed.xml", None, True, None),
+        ("beta", None, "/x", True, None),
+    ]
+    assert [s.name for s in store.due_sources(T0)] == ["alpha", "beta"]
+
+
+def test_sync_sources_updates_enabled_and_keeps_polling_state(synced: Store) -> None:
+    synced.record_poll(poll("alpha", validators=Validators('"v1"', None), body_hash="h1"))
+    synced.sync_sources(
+        [source("alpha", enabled=False, title="New"), source("beta"), source("gamma")]
+    )
+    alpha = state(synced, "alpha")
+    assert (alpha.enabled, alpha.validators.etag, alpha.body_hash) == (False, '"v1"', "h1")
+
+
+def test_changed_configured_url_resets_validators_hash_and_gone(synced: Store) -> None:
+    synced.record_poll(
+        poll("alpha", validators=Validators('"v1"', "Mon"), body_hash="h1", new_url="https://a/2")
+    )
+    synced.record_poll(poll("alpha", status="gone", http_status=410))
+    synced.sync_sources([source("alpha", url="https://moved.example/rss"), source("beta")])
+    alpha = state(synced, "alpha")
+    assert (alpha.url, alpha.validators, alpha.body_hash) == (
+        "https://moved.example/rss",
+        Validators(),
+        None,
+    )
+    assert "alpha" in [s.name for s in synced.due_sources(T0)]
+
+
+def test_source_removed_from_config_keeps_its_row_but_is_never_due(synced: Store) -> None:
+    synced.record_poll(poll("gamma", entry(1)))
+    synced.sync_sources([source("alpha"), source("beta")])
+    assert [s.name for s in synced.source_states()] == ["alpha", "beta"]
+    assert state(synced, "gamma").entry_count == 1
+    assert "gamma" not in [s.name for s in synced.due_sources(T0 + 10 * HOUR)]
+    assert synced.due_sources(T0, names=["gamma"]) == []
+    assert len(synced.stories()) == 1
+    synced.sync_sources([source("alpha"), source("gamma")])
+    assert [s.name for s in synced.source_states()] == ["alpha", "gamma"]
+
+
+# -- due sources -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("record", "config", "due"),
+    [
+        pytest.param(None, {}, True, id="never-polled"),
+        pytest.param({"next_poll_at": T0 - HOUR}, {}, True, id="next-poll-passed"),
+        pytest.param({"next_poll_at": T0}, {}, True, id="next-poll-now"),
+        pytest.param({"next_poll_at": T0 + HOUR}, {}, False, id="next-poll-ahead"),
+        pytest.param(None, {"enabled": False}, False, id="disabled"),
+        pytest.param({"status": "gone", "next_poll_at": T0 - HOUR}, {}, False, id="gone"),
+    ],
+)
+def test_due_sources(
+    store: Store, record: dict[str, object] | None, config: dict[str, object], due: bool
+) -> None:
+    store.sync_sources([source("alpha", **config)])
+    if record is not None:
+        store.record_poll(poll("alpha", at=T0 - 2 * HOUR, **record))
+    assert [s.name for s in store.due_sources(T0)] == (["alpha"] if due else [])
+
+
+def test_due_sources_longest_waiting_first_and_names_ignore_due_time(synced: Store) -> None:
+    synced.record_poll(poll("alpha", at=T0 - 3 * HOUR, next_poll_at=T0 - HOUR))
+    synced.record_poll(poll("beta", at=T0 - 3 * HOUR, next_poll_at=T0 - 2 * HOUR))
+    assert [s.name for s in synced.due_sources(T0)] == ["gamma", "beta", "alpha"]
+    synced.record_poll(poll("alpha", at=T0, next_poll_at=T0 + HOUR))
+    assert [s.name for s in synced.due_sources(T0, names=["alpha"])] == ["alpha"]
+
+
+# -- recording polls ---------------------------------------------------------
+
+
+def test_new_entries_are_stored_with_every_field(synced: Store) -> None:
+    full = entry(
+        1,
+        author="Ann Author",
+        content="<p>Body</p>",
+        updated=T0,
+        tags=("World", "Gaza"),
+        enclosures=(Enclosure("https://cdn.example/a.mp3", "audio/mpeg", 1234),),
+        image=Image("https://cdn.example/a.jpg", "A caption"),
+    )
+    counts = synced.record_poll(poll("alpha", full, entry(2)))
+    assert counts == SaveCounts(new=2)
+    assert state(synced, "alpha").entry_count == 2
+    stored = synced.stories()[0].face
+    assert (stored.source, stored.source_title, stored.source_url, stored.source_link) == (
+        "alpha",
+        "Feed title",
+        "https://alpha.example/feed.xml",
+        "https://site.example/",
+    )
+    assert (stored.guid, stored.link, stored.title, stored.summary, stored.content) == (
+        full.guid,
+        full.link,
+        full.title,
+        full.summary,
+        full.content,
+    )
+    assert (stored.author, stored.published, stored.updated, stored.first_seen) == (
+        full.author,
+        full.published,
+        full.updated,
+        T0,
+    )
+    assert (stored.tags, stored.enclosures, stored.image) == (
+        full.tags,
+        full.enclosures,
+        full.image,
+    )
+    assert stored.published is not None and stored.published.tzinfo is not None
+
+
+def test_repoll_of_identical_document_changes_nothing(synced: Store) -> None:
+    synced.record_poll(poll("alpha", entry(1), entry(2)))
+    version = synced.data_version()
+    before = synced.stories()
+    counts = synced.record_poll(poll("alpha", entry(1), entry(2), at=T0 + HOUR))
+    assert counts == SaveCounts(unchanged=2)
+    assert synced.stories() == before
+    assert state(synced, "alpha").entry_count == 2
+    assert synced.data_version() == version
+
+
+def test_changed_entry_is_updated_in_place_and_keeps_its_story_uid(synced: Store) -> None:
+    synced.record_poll(poll("alpha", entry(1)))
+    [before] = synced.stories()
+    counts = synced.record_poll(poll("alpha", entry(1, title="Corrected"), at=T0 + HOUR))
+    assert counts == SaveCounts(updated=1)
+    [after] = synced.stories()
+    assert (after.uid, after.face.title, after.face.first_seen) == (before.uid, "Corrected", T0)
+    assert len(after.copies) == 1
+
+
+def test_duplicate_keys_inside_one_document_keep_the_first(synced: Store) -> None:
+    counts = synced.record_poll(poll("alpha", entry(1), entry(1, title="Second"), entry(2)))
+    assert counts == SaveCounts(new=2)
+    assert sorted(s.face.title for s in synced.stories()) == ["Article 1", "Article 2"]
+
+
+def test_same_link_under_two_guids_in_one_document_is_one_story(synced: Store) -> None:
+    link = "https://news.example/articles/1"
+    counts = synced.record_poll(poll("alpha", entry(1), entry(2, link=link + "?utm_source=x")))
+    assert counts == SaveCounts(new=2, duplicates=1)
+    [story] = synced.stories()
+    assert len(story.copies) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "validators", "expected"),
+    [
+        ("ok", Validators('"new"', "Tue"), Validators('"new"', "Tue")),
+        ("not_modified", Validators('"new"', None), Validators('"new"', None)),
+        ("unchanged", Validators(None, "Wed"), Validators(None, "Wed")),
+        ("not_modified", None, Validators('"old"', "Mon")),
+    ],
+)
+def test_validators_are_saved_whatever_the_status(
+    synced: Store, status: str, validators: Validators | None, expected: Validators
+) -> None:
+    synced.record_poll(poll("alpha", validators=Validators('"old"', "Mon"), body_hash="h0"))
+    synced.record_poll(poll("alpha", at=T0 + HOUR, status=status, validators=validators))
+    alpha = state(synced, "alpha")
+    assert (alpha.validators, alpha.body_hash, alpha.last_status) == (expected, "h0", status)
+
+
+def test_errors_count_up_and_a_success_resets_them(synced: Store) -> None:
+    for hour in range(3):
+        synced.record_poll(poll("alpha", at=T0 + hour * HOUR, status="error", error="alpha: boom"))
+    alpha = state(synced, "alpha")
+    assert (alpha.error_count, alpha.last_error, alpha.last_status) == (3, "alpha: boom", "error")
+    synced.record_poll(poll("alpha", at=T0 + 4 * HOUR, status="not_modified"))
+    alpha = state(synced, "alpha")
+    assert (alpha.error_count, alpha.last_error, alpha.last_polled_at) == (0, None, T0 + 4 * HOUR)
+    assert alpha.next_poll_at == T0 + 5 * HOUR
+
+
+def test_permanent_redirect_replaces_the_url_in_use(synced: Store) -> None:
+    synced.record_poll(poll("alpha", entry(1), new_url="https://new.example/feed", http_status=301))
+    assert state(synced, "alpha").url == "https://new.example/feed"
+    assert synced.stories()[0].face.source_url == "https://new.example/feed"
+    synced.sync_sources([source("alpha"), source("beta")])  # configured URL unchanged
+    assert state(synced, "alpha").url == "https://new.example/feed"
+
+
+def test_gone_source_is_no_longer_due(synced: Store) -> None:
+    synced.record_poll(poll("alpha", status="gone", http_status=410, next_poll_at=T0))
+    assert "alpha" not in [s.name for s in synced.due_sources(T0 + HOUR)]
+    assert state(synced, "alpha").last_status == "gone"
+
+
+def test_unknown_source_is_refused_by_name(synced: Store) -> None:
+    with pytest.raises(UnknownSourceError, match="nowhere"):
+        synced.record_poll(poll("nowhere", entry(1)))
+
+
+def test_an_entry_the_database_refuses_rolls_back_the_whole_poll(synced: Store) -> None:
+    synced.record_poll(poll("alpha", entry(1), validators=Validators('"v1"', None)))
+    version = synced.data_version()
+    refused = entry(3, title=None)  # entries.title is NOT NULL
+    with pytest.raises(IntegrityError):
+        synced.record_poll(
+            poll("alpha", entry(2), refused, at=T0 + HOUR, validators=Validators('"v2"', None))
+        )
+    alpha = state(synced, "alpha")
+    assert (alpha.validators.etag, alpha.last_polled_at, alpha.entry_count) == ('"v1"', T0, 1)
+    assert [story.face.title for story in synced.stories()] == ["Article 1"]
+    assert synced.data_version() == version
+    # Nothing half-written blocks the retry: the same document stores cleanly afterwards.
+    assert synced.record_poll(poll("alpha", entry(2), at=T0 + 2 * HOUR)) == SaveCounts(new=1)
+
+
+def test_entry_coming_back_after_its_row_was_removed_keeps_its_story_uid(synced: Store) -> None:
+    linkless = entry(1, link=None)  # no story keys: only its uid can find its story again
+    synced.record_poll(poll("alpha", linkless))
+    [before] = synced.stories()
+    with synced._engine.begin() as conn:  # what retention pruning of the entry alone leaves
+        conn.execute(delete(entries))
+    assert synced.record_poll(poll("alpha", linkless, at=T0 + HOUR)) == SaveCounts(new=1)
+    [after] = synced.stories()
+    assert (after.uid, after.face.first_seen) == (before.uid, T0 + HOUR)
+
+
+# -- stories across sources --------------------------------------------------
+
+
+def test_two_sources_with_one_article_make_one_story_with_the_first_uid(synced: Store) -> None:
+    late_copy = entry(1, guid="alpha-1", published=T0 - HOUR)
+    early_copy = entry(1, guid="beta-1", link="http://www.news.example/articles/1/#top")
+    early_copy = replace(early_copy, published=T0 - 5 * HOUR, title="Beta's headline")
+    assert synced.record_poll(poll("alpha", late_copy)) == SaveCounts(new=1)
+    assert synced.record_poll(poll("beta", early_copy, at=T0 + HOUR)) == SaveCounts(
+        new=1, duplicates=1
+    )
+    [story] = synced.stories()
+    assert story.uid == dedupe.story_uid("alpha", "id:alpha-1")
+    assert (story.face.source, story.face.title, story.sort_time) == (
+        "beta",
+        "Beta's headline",
+        T0 - 5 * HOUR,
+    )
+    assert [copy.source for copy in story.copies] == ["beta", "alpha"]
+    assert story.sources == ("beta", "alpha")
+
+
+def test_face_ties_go_to_the_copy_seen_first(synced: Store) -> None:
+    synced.record_poll(poll("alpha", entry(1, guid="a")))
+    synced.record_poll(poll("beta", entry(1, guid="b"), at=T0 + HOUR))
+    [story] = synced.stories()
+    assert story.face.source == "alpha"
+
+
+@pytest.mark.parametrize(
+    ("published", "updated", "sort_time"),
+    [
+        (T0 - HOUR, T0, T0 - HOUR),
+        (None, T0 - 2 * HOUR, T0 - 2 * HOUR),
+        (None, None, T0),
+        (T0 + 2 * timedelta(days=1), None, T0),  # a date far ahead counts as first seen
+        (T0 + timedelta(hours=20), None, T0 + timedelta(hours=20)),
+    ],
+)
+def test_sort_time_is_published_else_updated_else_first_seen(
+    synced: Store, published: datetime | None, updated: datetime | None, sort_time: datetime
+) -> None:
+    synced.record_poll(poll("alpha", entry(1, published=published, updated=updated)))
+    assert synced.stories()[0].sort_time == sort_time
+
+
+def test_stories_newest_first_with_limit_offset_sources_and_since(synced: Store) -> None:
+    synced.record_poll(poll("alpha", entry(1), entry(3), entry(5)))
+    synced.record_poll(poll("beta", entry(2), entry(4)))
+    late_copy = entry(6, link="https://news.example/articles/1", published=T0 - HOUR / 2)
+    synced.record_poll(poll("gamma", late_copy))
+
+    def titles(**query: object) -> list[str]:
+        return [story.face.title for story in synced.stories(**query)]  # type: ignore[arg-type]
+
+    assert titles() == ["Article 1", "Article 2", "Article 3", "Article 4", "Article 5"]
+    assert titles(limit=2, offset=1) == ["Article 2", "Article 3"]
+    assert titles(sources=["beta"]) == ["Article 2", "Article 4"]
+    assert titles(sources=["gamma"]) == ["Article 1"]
+    assert titles(sources=[]) == []
+    assert titles(since=T0 - 3 * HOUR) == ["Article 1", "Article 2", "Article 3"]
+
+
+def test_stories_with_equal_sort_time_newest_row_first(synced: Store) -> None:
+    synced.record_poll(poll("alpha", entry(1, published=T0), entry(2, published=T0)))
+    assert [story.face.title for story in synced.stories()] == ["Article 2", "Article 1"]
+
+
+@pytest.mark.parametrize(
+    ("configured", "from_feed", "expected"),
+    [("Configured", "Feed's", "Configured"), (None, "Feed's", "Feed's"), (None, None, "alpha")],
+)
+def test_source_title_is_configured_else_the_feeds_else_the_name(
+    store: Store, configured: str | None, from_feed: str | None, expected: str
+) -> None:
+    store.sync_sources([source("alpha", title=configured)])
+    store.record_poll(poll("alpha", entry(1), feed_title=from_feed))
+    assert store.stories()[0].face.source_title == expected
+
+
+# -- data version --------------------------------------------------------------
+
+
+def test_data_version_moves_only_when_outputs_change(synced: Store) -> None:
+    versions = [synced.data_version()]
+    steps = [
+        poll("alpha", entry(1)),  # new
+        poll("alpha", entry(1), at=T0 + HOUR),  # unchanged
+        poll("alpha", status="not_modified", at=T0 + 2 * HOUR),
+        poll("alpha", entry(1, title="Edited"), at=T0 + 3 * HOUR),  # updated
+        poll("alpha", entry(1, title="Edited"), feed_title="Renamed", at=T0 + 4 * HOUR),
+    ]
+    for record in steps:
+        synced.record_poll(record)
+        versions.append(synced.data_version())
+    assert versions == [0, 1, 1, 1, 2, 3]
