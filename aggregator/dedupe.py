@@ -21,8 +21,23 @@ from aggregator.model import ParsedEntry
 # the article. Prefix match for the utm_ family, exact match for the rest.
 _TRACKING_PREFIXES = ("utm_", "mtm_", "pk_")
 _TRACKING_PARAMS = frozenset(
-    {"fbclid", "gclid", "dclid", "msclkid", "yclid", "mc_cid", "mc_eid", "igshid", "_hsenc",
-     "_hsmi", "ref_src", "cmpid", "ocid", "ito", "xtor"}
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "msclkid",
+        "yclid",
+        "mc_cid",
+        "mc_eid",
+        "igshid",
+        "_hsenc",
+        "_hsmi",
+        "ref_src",
+        "cmpid",
+        "ocid",
+        "ito",
+        "xtor",
+    }
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -50,6 +65,8 @@ def canonical_url(url: str) -> str:
     host = parts.hostname.lower().rstrip(".")
     if host.startswith("www."):
         host = host[4:]
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal keeps its brackets, or the port would merge into it
     netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
     path = re.sub(r"/{2,}", "/", parts.path) or "/"
     if len(path) > 1:

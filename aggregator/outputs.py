@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from aggregator.config import Config
 from aggregator.filters import Query, matches_any_copy, parse_query
 from aggregator.model import Story
+
+if TYPE_CHECKING:
+    # Only an annotation here: selection works (and is tested) without loading config.
+    from aggregator.config import Config
 
 DEFAULT_LIMIT = 50
 ALL_FEED = "all"
