@@ -1,19 +1,75 @@
 """Text and HTML hygiene shared by parsing, filtering and rendering.
 
-Untrusted HTML goes through nh3 (Ammonia); what remains here is the handful of
-text transformations no library does for us in one call.
+Untrusted HTML goes through nh3 (Ammonia, an html5ever-based allow-list sanitiser);
+relative URLs are made absolute in nh3's attribute callback, so the whole fragment
+is parsed once. What remains here is the handful of text transformations that no
+library does for us in one call.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from typing import Final
+from urllib.parse import urljoin, urlsplit
+
+import nh3
 
 # Characters XML 1.0 forbids anywhere in a document (C0 controls but tab/LF/CR,
 # lone surrogates, U+FFFE/U+FFFF). lxml refuses them, readers choke on them.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
+
+# Ammonia's allow-list (no script, style, forms, frames, objects) plus the media
+# elements news articles carry. Anything else is unwrapped: its text stays.
+ALLOWED_TAGS: Final = frozenset(nh3.ALLOWED_TAGS | {"audio", "video", "source", "picture"})
+ALLOWED_ATTRIBUTES: Final = {
+    **{tag: set(attributes) for tag, attributes in nh3.ALLOWED_ATTRIBUTES.items()},
+    "img": {"src", "alt", "width", "height", "title"},
+    "audio": {"src", "controls"},
+    "video": {"src", "controls", "poster", "width", "height"},
+    "source": {"src", "type"},
+}
+# Elements removed together with everything inside them. <noscript> belongs here:
+# html5ever parses its content as text, which would show readers escaped markup.
+_DROPPED_WITH_CONTENT: Final = frozenset(
+    {
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "iframe",
+        "frame",
+        "frameset",
+        "noframes",
+        "object",
+        "embed",
+        "applet",
+        "select",
+        "textarea",
+        "button",
+        "svg",
+        "math",
+    }
+)
+# No javascript:, data:, vbscript: or any other scheme a reader might execute.
+_URL_SCHEMES: Final = frozenset({"http", "https", "mailto"})
+_URL_ATTRIBUTES: Final = frozenset(
+    {
+        ("a", "href"),
+        ("area", "href"),
+        ("img", "src"),
+        ("audio", "src"),
+        ("video", "src"),
+        ("video", "poster"),
+        ("source", "src"),
+        ("blockquote", "cite"),
+        ("q", "cite"),
+        ("del", "cite"),
+        ("ins", "cite"),
+    }
+)
 
 
 def strip_xml_illegal(text: str) -> str:
@@ -27,3 +83,72 @@ def html_to_text(fragment: str) -> str:
         return _SPACE.sub(" ", fragment).strip()
     without_tags = _TAG.sub(" ", fragment)
     return _SPACE.sub(" ", html.unescape(without_tags)).strip()
+
+
+def text_to_html(text: str) -> str:
+    """A plain-text summary as HTML: escaped, paragraphs kept."""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    return "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+
+
+def absolute_url(url: str, base_url: str | None) -> str | None:
+    """`url` resolved against `base_url`; None when it cannot be a URL at all."""
+    url = url.strip()
+    if not url:
+        return None
+    if not base_url:
+        return url
+    try:
+        return urljoin(base_url, url)
+    except ValueError:  # an unclosed IPv6 bracket and the like
+        return None
+
+
+def web_url(url: str | None, base_url: str | None = None) -> str | None:
+    """An absolute http(s) URL, or None: what an output may link to."""
+    if not url:
+        return None
+    resolved = absolute_url(strip_xml_illegal(url), base_url)
+    if resolved is None:
+        return None
+    try:
+        parts = urlsplit(resolved)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    if any(ch.isspace() for ch in resolved):
+        resolved = resolved.replace(" ", "%20")
+        if any(ch.isspace() for ch in resolved):
+            return None
+    return resolved
+
+
+def sanitize_html(fragment: str, base_url: str | None) -> str:
+    """`fragment` with only safe markup left and every URL in it made absolute.
+
+    Removes scripts, styles, event handlers, forms, frames and URLs of any scheme
+    but http(s) and mailto; keeps text, links, images and media.
+    """
+    if not fragment or not fragment.strip():
+        return ""
+    cleaned_input = strip_xml_illegal(fragment)
+    if "<" not in cleaned_input and "&" not in cleaned_input:
+        return html.escape(cleaned_input.strip(), quote=False)
+
+    def resolve(tag: str, attribute: str, value: str) -> str | None:
+        if (tag, attribute) in _URL_ATTRIBUTES:
+            return absolute_url(value, base_url)
+        return value
+
+    cleaned: str = nh3.clean(
+        cleaned_input,
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags=set(_DROPPED_WITH_CONTENT),
+        attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=resolve,
+        url_schemes=set(_URL_SCHEMES),
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    )
+    return cleaned.strip()

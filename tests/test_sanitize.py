@@ -1,0 +1,159 @@
+"""HTML hygiene: what nh3 keeps and removes, URLs made absolute, text helpers."""
+
+from __future__ import annotations
+
+import pytest
+
+from aggregator.sanitize import (
+    html_to_text,
+    sanitize_html,
+    strip_xml_illegal,
+    text_to_html,
+    web_url,
+)
+
+BASE = "https://example.com/news/feed.xml"
+
+# (case, input HTML, substrings the output must hold, substrings it must not)
+SANITIZE_CASES = [
+    (
+        "script removed with its code",
+        "<p>a<script>alert(1)</script>b</p>",
+        ["<p>ab</p>"],
+        ["alert"],
+    ),
+    (
+        "style removed with its rules",
+        "<style>p{color:red}</style><p>x</p>",
+        ["<p>x</p>"],
+        ["color"],
+    ),
+    ("event handler dropped", '<p onclick="steal()">x</p>', ["<p>x</p>"], ["onclick", "steal"]),
+    ("javascript link dropped", '<a href="javascript:alert(1)">x</a>', [">x</a>"], ["javascript"]),
+    ("data image dropped", '<img src="data:image/png;base64,AAAA">', [], ["data:"]),
+    (
+        "iframe removed",
+        '<iframe src="https://evil.test/"></iframe><p>k</p>',
+        ["<p>k</p>"],
+        ["evil"],
+    ),
+    (
+        "form controls removed",
+        '<form action="/x"><input name="q"><p>t</p></form>',
+        ["t"],
+        ["<form", "<input"],
+    ),
+    (
+        "noscript removed, no escaped markup",
+        '<noscript><img src="a.jpg"></noscript>ok',
+        ["ok"],
+        ["&lt;"],
+    ),
+    (
+        "object and embed removed",
+        '<object data="x.swf"><embed src="x.swf"></object>z',
+        ["z"],
+        ["swf"],
+    ),
+    ("svg removed", '<svg onload="x()"><script>y()</script></svg>w', ["w"], ["onload", "y()"]),
+    ("comments stripped", "<p>a<!-- secret -->b</p>", ["<p>ab</p>"], ["secret"]),
+    (
+        "relative link made absolute",
+        '<a href="story.html">s</a>',
+        ['href="https://example.com/news/story.html"'],
+        [],
+    ),
+    (
+        "root-relative image made absolute",
+        '<img src="/i/a.jpg" alt="A">',
+        ['src="https://example.com/i/a.jpg"', 'alt="A"'],
+        [],
+    ),
+    (
+        "protocol-relative image gets the base scheme",
+        '<img src="//cdn.test/a.jpg">',
+        ['src="https://cdn.test/a.jpg"'],
+        [],
+    ),
+    (
+        "links get rel noopener",
+        '<a href="https://x.test/">x</a>',
+        ['rel="noopener noreferrer"'],
+        [],
+    ),
+    (
+        "figure and caption kept",
+        "<figure><img src='a.jpg'><figcaption>Cap</figcaption></figure>",
+        ["<figure>", "<figcaption>Cap</figcaption>"],
+        [],
+    ),
+    (
+        "video kept with absolute poster",
+        '<video src="v.mp4" poster="p.jpg" controls></video>',
+        ['src="https://example.com/news/v.mp4"', 'poster="https://example.com/news/p.jpg"'],
+        [],
+    ),
+    ("mailto kept", '<a href="mailto:ed@example.com">ed</a>', ['href="mailto:ed@example.com"'], []),
+    ("XML-forbidden characters removed", "<p>a\x00b\x1fc</p>", ["<p>abc</p>"], ["\x00", "\x1f"]),
+    ("plain text escaped", "Fish & chips < 5", ["Fish &amp; chips &lt; 5"], []),
+]
+
+
+@pytest.mark.parametrize(
+    ("fragment", "present", "absent"),
+    [case[1:] for case in SANITIZE_CASES],
+    ids=[case[0] for case in SANITIZE_CASES],
+)
+def test_sanitize_html(fragment: str, present: list[str], absent: list[str]) -> None:
+    cleaned = sanitize_html(fragment, BASE)
+    for needle in present:
+        assert needle in cleaned
+    for needle in absent:
+        assert needle not in cleaned
+
+
+def test_sanitize_without_base_keeps_relative_urls() -> None:
+    assert 'href="story.html"' in sanitize_html('<a href="story.html">s</a>', None)
+
+
+def test_sanitize_of_nothing_is_nothing() -> None:
+    assert sanitize_html("", BASE) == ""
+    assert sanitize_html("   \n", BASE) == ""
+
+
+@pytest.mark.parametrize(
+    ("fragment", "text"),
+    [
+        ("<p>It&#8217;s <b>bold</b></p>", "It’s bold"),
+        ("a &amp; b", "a & b"),
+        ("  many\n\n spaces  ", "many spaces"),
+        ("<p>one</p><p>two</p>", "one two"),
+    ],
+)
+def test_html_to_text(fragment: str, text: str) -> None:
+    assert html_to_text(fragment) == text
+
+
+def test_text_to_html_escapes_and_keeps_paragraphs() -> None:
+    assert text_to_html("a < b\n\nc & d") == "<p>a &lt; b</p><p>c &amp; d</p>"
+
+
+@pytest.mark.parametrize(
+    ("url", "base", "expected"),
+    [
+        ("https://x.test/a", None, "https://x.test/a"),
+        ("/a", "http://x.test/feed", "http://x.test/a"),
+        ("javascript:alert(1)", None, None),
+        ("mailto:a@b.test", None, None),
+        ("relative/only", None, None),
+        ("", "http://x.test/", None),
+        ("http://[::1", None, None),
+        ("https://x.test/a b", None, "https://x.test/a%20b"),
+    ],
+)
+def test_web_url(url: str, base: str | None, expected: str | None) -> None:
+    assert web_url(url, base) == expected
+
+
+def test_strip_xml_illegal_keeps_tab_newline_and_unicode() -> None:
+    assert strip_xml_illegal("a\tb\nc\rd\x0be\ufffff–✓") == "a\tb\nc\rdef–✓"
