@@ -1,0 +1,129 @@
+"""Output feeds from the store: select, render, and write static files atomically.
+
+A thin shell: the store supplies candidate stories page by page (newest first),
+`outputs.select` decides, `render` formats. Used by `build`, the web server and
+the daemon's `output_dir` writer alike, so all three publish the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from aggregator import __version__
+from aggregator.filters import Query
+from aggregator.model import Story
+from aggregator.outputs import OutputFeed, select
+from aggregator.render import RENDERERS, FeedContext, render_opml
+from aggregator.store import Store
+
+# Candidate stories fetched per query while a filtered feed fills up.
+PAGE = 200
+# A filter that admits almost nothing must not scan the whole store on every request.
+MAX_SCAN = 5000
+FORMATS = ("atom", "rss", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    body: bytes
+    media_type: str
+    last_modified: datetime | None
+
+
+def candidates(store: Store, feed: OutputFeed, now: datetime) -> Iterator[Story]:
+    """Stories from the feed's sources, newest first, fetched a page at a time."""
+    since = now - feed.max_age if feed.max_age else None
+    offset = 0
+    while offset < MAX_SCAN:
+        page = store.stories(sources=feed.sources, since=since, limit=PAGE, offset=offset)
+        yield from page
+        if len(page) < PAGE:
+            return
+        offset += PAGE
+
+
+def stories_for(
+    store: Store,
+    feed: OutputFeed,
+    now: datetime,
+    *,
+    extra: Query | None = None,
+    limit: int | None = None,
+) -> list[Story]:
+    return select(feed, candidates(store, feed, now), now=now, extra=extra, limit=limit)
+
+
+def render_feed(
+    store: Store,
+    feed: OutputFeed,
+    fmt: str,
+    *,
+    base_url: str,
+    now: datetime,
+    extra: Query | None = None,
+    limit: int | None = None,
+) -> Rendered:
+    renderer, media_type = RENDERERS[fmt]
+    stories = stories_for(store, feed, now, extra=extra, limit=limit)
+    ctx = FeedContext(base_url=base_url, now=now, generator=f"aggregator {__version__}")
+    newest = max((s.sort_time for s in stories), default=None)
+    return Rendered(renderer(feed, stories, ctx), media_type, newest)
+
+
+def build_all(
+    store: Store,
+    feeds: dict[str, OutputFeed],
+    out_dir: Path,
+    *,
+    base_url: str,
+    now: datetime,
+) -> list[Path]:
+    """Write every output feed in every format plus feeds.opml; returns the files changed.
+
+    Files whose content is unchanged are left alone, so their mtimes (and nginx's
+    Last-Modified) move only when the feed does.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    changed: list[Path] = []
+    for name, feed in feeds.items():
+        stories = stories_for(store, feed, now)
+        ctx = FeedContext(base_url=base_url, now=now, generator=f"aggregator {__version__}")
+        for fmt in FORMATS:
+            renderer, _ = RENDERERS[fmt]
+            target = out_dir / f"{name}.{fmt}"
+            if write_atomic(target, renderer(feed, stories, ctx)):
+                changed.append(target)
+    opml = render_opml(
+        list(feeds.values()),
+        FeedContext(base_url=base_url, now=now, generator=f"aggregator {__version__}"),
+    )
+    target = out_dir / "feeds.opml"
+    if write_atomic(target, opml):
+        changed.append(target)
+    return changed
+
+
+def write_atomic(target: Path, data: bytes) -> bool:
+    """Replace `target` with `data` so no reader ever sees half a file; False if unchanged."""
+    with contextlib.suppress(FileNotFoundError):
+        if target.stat().st_size == len(data) and target.read_bytes() == data:
+            return False
+    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+    return True
