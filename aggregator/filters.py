@@ -16,7 +16,7 @@ A query is terms separated by spaces, all of which must match (AND). A term is
   field's text and in its folded form; it matches when either search finds it, so
   `/zurich/` finds "Zürich" and `/Zürich/` does too.
 
-Words and phrases compare *folded* text (see `fold`): case, accents, compatibility
+Words and phrases compare *folded* text (see `folding.fold`): case, accents, compatibility
 forms, curly quotes and dash variants make no difference.
 
 Every term is compiled to one regular expression when the query is parsed, so
@@ -31,42 +31,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from aggregator.folding import fold
 from aggregator.model import StoredEntry, Story
 from aggregator.sanitize import html_to_text
 
 FIELDS: tuple[str, ...] = ("title", "summary", "author", "tag", "source", "link")
-
-# Letters that Unicode does not decompose but that readers type without the mark
-# ("Ærø" is searched as "aero", "Łódź" as "lodz"). Applied after casefolding.
-_LETTERS = {
-    "æ": "ae",
-    "ø": "o",
-    "œ": "oe",
-    "ł": "l",
-    "đ": "d",
-    "ð": "d",
-    "þ": "th",
-    "ı": "i",
-    "ħ": "h",
-    "ŧ": "t",
-}
-# Typographic variants that feeds and people use interchangeably with the ASCII mark.
-_APOSTROPHES = "‘’‚‛′`´ʹʻʼʽ＇"
-_QUOTES = "“”„‟″«»＂"
-_DASHES = "‐‑‒–—―−⁃﹘﹣－"
-# Invisible characters that split a word in the source without showing (soft hyphen,
-# zero-width space/joiners, word joiner, BOM).
-_INVISIBLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
-
-_FOLD_TABLE = str.maketrans(
-    {
-        **{ch: "'" for ch in _APOSTROPHES},
-        **{ch: '"' for ch in _QUOTES},
-        **{ch: "-" for ch in _DASHES},
-        **{ch: None for ch in _INVISIBLE},
-        **_LETTERS,
-    }
-)
 
 _OPENING_QUOTES = '"“”„'
 _CLOSING_QUOTES = '"”“'
@@ -106,18 +75,6 @@ class Query:
 
     def __str__(self) -> str:
         return self.text
-
-
-# Bounded small: keys are whole summaries and contents, and one selection pass
-# (a feed page, a few include queries over each candidate) only revisits a few hundred.
-@lru_cache(maxsize=1024)
-def fold(text: str) -> str:
-    """The form in which words are compared: compatibility-decomposed, accents dropped,
-    casefolded, letters such as æ ø ł spelled in ASCII, quote, apostrophe and dash
-    variants made ASCII, soft hyphens and zero-width characters removed."""
-    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return bare.translate(_FOLD_TABLE)
 
 
 def parse_query(text: str) -> Query:

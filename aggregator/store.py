@@ -22,12 +22,14 @@ import alembic.command
 import alembic.config
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Dialect,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -50,6 +52,8 @@ from sqlalchemy.sql import Select
 from sqlalchemy.types import DateTime
 
 from aggregator import dedupe
+from aggregator.fingerprint import VERSION as FINGERPRINTS
+from aggregator.fingerprint import signature_from_bytes
 from aggregator.model import (
     Enclosure,
     Image,
@@ -67,6 +71,8 @@ from aggregator.model import (
 FUTURE_TOLERANCE = timedelta(days=1)
 
 DATA_VERSION = "data_version"
+# The meta key that says which release's fingerprints the stored entries have.
+FINGERPRINT_VERSION = "fingerprint_version"
 
 # SQLite and PostgreSQL both accept far more bound parameters than this; the cap
 # keeps a 1,000-entry document's IN lists well inside old SQLite's limit of 999.
@@ -198,6 +204,35 @@ story_keys = Table(
     ),
 )
 
+# What fuzzy matching compares of each entry (fingerprint.Fingerprint), one row per entry.
+entry_fingerprints = Table(
+    "entry_fingerprints",
+    metadata,
+    Column("entry_id", Integer, ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("title_specific", Boolean, nullable=False),
+    Column("lead", Text, nullable=False),  # the first words, space-separated
+    Column("words", Integer, nullable=False),
+    Column("shingles", Integer, nullable=False),
+    Column("truncated", Boolean, nullable=False),
+    Column("signature", LargeBinary),  # MinHash, NUM_PERM little-endian uint32
+    Column("at", UTCDateTime, nullable=False),
+)
+
+# The candidate key index: every entry under each of its fingerprint.candidate_keys.
+# Ordered by (key, at) so that a key's copies within the time window are one range read.
+match_keys = Table(
+    "match_keys",
+    metadata,
+    Column("key", BigInteger, primary_key=True),
+    Column("at", UTCDateTime, primary_key=True),
+    Column("entry_id", Integer, ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True),
+    Column("story_id", Integer, ForeignKey("stories.id", ondelete="CASCADE"), nullable=False),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Index("ix_match_keys_entry_id", "entry_id"),
+    sqlite_with_rowid=False,
+)
+
 meta = Table(
     "meta",
     metadata,
@@ -259,6 +294,7 @@ class Store:
             config.set_main_option("script_location", "aggregator:migrations")
             config.attributes["connection"] = conn
             alembic.command.upgrade(config, "head")
+            _refresh_fingerprints(conn)
 
     def ping(self) -> None:
         """Raise unless the database answers."""
@@ -592,6 +628,10 @@ def _polling_state(record: PollRecord, error_count: Any) -> dict[str, Any]:
 # How a story's copies are ranked: effective published time, first seen, row id.
 _CopyOrder = tuple[datetime, datetime, int]
 
+# A candidate key shared by more stored copies than this (within the time window) is
+# read only for its nearest ones: a bucket that full says little about any one copy.
+_MAX_CANDIDATES_PER_KEY = 50
+
 
 @dataclass(frozen=True, slots=True)
 class _Existing:
@@ -608,6 +648,14 @@ class _Incoming:
     entry: ParsedEntry
 
 
+@dataclass(frozen=True, slots=True)
+class _Matching:
+    """An entry's fingerprint and candidate keys: computed only for new and changed entries."""
+
+    fingerprint: dedupe.Fingerprint
+    keys: tuple[int, ...]
+
+
 def _incoming(parsed: Iterable[ParsedEntry]) -> list[_Incoming]:
     return [
         _Incoming(
@@ -615,6 +663,11 @@ def _incoming(parsed: Iterable[ParsedEntry]) -> list[_Incoming]:
         )
         for entry in dedupe.unique_entries(parsed)
     ]
+
+
+def _matching(entry: ParsedEntry, first_seen: datetime) -> _Matching:
+    fp = dedupe.fingerprint(entry, _effective_time(entry.published, entry.updated, first_seen))
+    return _Matching(fp, dedupe.candidate_keys(fp))
 
 
 def _save_entries(
@@ -646,13 +699,22 @@ def _save_entries(
     for ids in _chunks(unchanged_ids):
         conn.execute(update(entries).where(entries.c.id.in_(ids)).values(last_seen=now))
 
+    # Fingerprints only for what is written: most entries of a re-polled feed are unchanged.
+    matching = {item.key: _matching(item.entry, now) for item in fresh}
     touched: set[int] = set()
+    marks: list[tuple[int, int, int, _Matching]] = []  # entry, story, source, fingerprint
     if changed:
         conn.execute(
             update(entries).where(entries.c.id == bindparam("b_id")),
             [{"b_id": row.id, **_entry_values(item), "last_seen": now} for row, item in changed],
         )
         touched.update(row.story_id for row, _ in changed)
+        _forget_fingerprints(conn, [row.id for row, _ in changed])
+        # A changed entry stays in its story (its uid is already out there); what it now
+        # says becomes a way in to that story for copies to come.
+        marks.extend(
+            (row.id, row.story_id, source_id, _matching(item.entry, now)) for row, item in changed
+        )
 
     key_owner = _story_keys_of(conn, [*fresh, *(item for _, item in changed)])
     new_keys: dict[str, int] = {}
@@ -667,7 +729,7 @@ def _save_entries(
     faces: dict[int, tuple[_CopyOrder, int]] = {}
     if fresh:
         story_of, created, duplicates = _assign_stories(
-            conn, source_name, fresh, key_owner, new_keys, now
+            conn, source_id, source_name, fresh, matching, key_owner, new_keys, now
         )
         inserted = conn.execute(
             insert(entries).returning(entries.c.entry_key, entries.c.id),
@@ -684,6 +746,10 @@ def _save_entries(
             ],
         )
         entry_ids = {row.entry_key: row.id for row in inserted}
+        marks.extend(
+            (entry_ids[item.key], story_of[item.key], source_id, matching[item.key])
+            for item in fresh
+        )
         # Stories born in this poll hold only entries of this document: their faces
         # are known without reading them back.
         for item in fresh:
@@ -700,6 +766,7 @@ def _save_entries(
             insert(story_keys),
             [{"key": key, "story_id": story_id} for key, story_id in new_keys.items()],
         )
+    _write_fingerprints(conn, marks)
     faces.update(_faces_of(conn, touched))
     if faces:
         conn.execute(
@@ -732,48 +799,39 @@ def _story_keys_of(conn: Connection, items: Iterable[_Incoming]) -> dict[str, in
 
 def _assign_stories(
     conn: Connection,
+    source_id: int,
     source_name: str,
     fresh: Sequence[_Incoming],
+    matching: Mapping[str, _Matching],
     key_owner: dict[str, int],
     new_keys: dict[str, int],
     now: datetime,
 ) -> tuple[dict[str, int], set[int], int]:
-    """Give each new entry a story: the one its keys lead to, else a new one.
+    """Give each new entry a story (`dedupe.place` decides), creating the new ones.
 
     Returns entry key → story id, the ids of the stories created, and how many
     entries joined a story instead of starting one.
-    Fills `key_owner` and `new_keys` with the keys the new entries bring.
+    Fills `key_owner` and `new_keys` with the strong keys the new entries bring.
     """
-    story_of: dict[str, int] = {}
-    created: dict[str, int] = {}
-    # Entries that start a story, with the entries of this document that join them.
-    founders: list[_Incoming] = []
-    founded_by: dict[str, str] = {}  # story key → founding entry key, for keys of unborn stories
-    joins_unborn: dict[str, str] = {}  # entry key → founding entry key
-    joined = 0
-    for item in fresh:
-        keys = item.story_keys
-        owner = next((key_owner[key] for key in keys if key in key_owner), None)
-        founder = next((founded_by[key] for key in keys if key in founded_by), None)
-        if owner is not None:
-            story_of[item.key] = owner
-            joined += 1
-            for key in keys:
-                if key not in key_owner and key not in founded_by:
-                    key_owner[key] = owner
-                    new_keys[key] = owner
-        elif founder is not None:
-            joins_unborn[item.key] = founder
-            joined += 1
-            for key in keys:
-                founded_by.setdefault(key, founder)
-        else:
-            founders.append(item)
-            for key in keys:
-                founded_by.setdefault(key, item.key)
+    newcomers = [
+        dedupe.Newcomer(item.story_keys, matching[item.key].keys, matching[item.key].fingerprint)
+        for item in fresh
+    ]
+    # Only entries that no stored strong key places need their candidates read.
+    unplaced = [n for n in newcomers if not any(key in key_owner for key in n.strong)]
+    candidates = _candidates(conn, source_id, unplaced)
+    own_stories = _stories_carried_by(
+        conn, source_id, {c.story_id for found in candidates.values() for c in found}
+    )
+    decision = dedupe.place(newcomers, key_owner, candidates, own_stories)
 
+    founders = [
+        index for index, placement in enumerate(decision.placements) if placement.founder == index
+    ]
+    story_of_founder: dict[int, int] = {}
+    created: dict[str, int] = {}
     if founders:
-        uids = {dedupe.story_uid(source_name, item.key): item for item in founders}
+        uids = {dedupe.story_uid(source_name, fresh[index].key): index for index in founders}
         # A story can outlive its first entry (pruning, a feed that drops an item and
         # brings it back); its uid then names the same story and must be reused.
         known: dict[str, int] = {}
@@ -785,25 +843,140 @@ def _assign_stories(
         to_create = [
             {
                 "uid": uid,
-                "sort_time": _effective_time(item.entry.published, item.entry.updated, now),
+                "sort_time": matching[fresh[index].key].fingerprint.at,
                 "created_at": now,
                 "updated_at": now,
             }
-            for uid, item in uids.items()
+            for uid, index in uids.items()
             if uid not in known
         ]
         if to_create:
             rows = conn.execute(insert(stories).returning(stories.c.uid, stories.c.id), to_create)
             created = {row.uid: row.id for row in rows}
             known.update(created)
-        for uid, item in uids.items():
-            story_of[item.key] = known[uid]
-    for entry_key, founder_key in joins_unborn.items():
-        story_of[entry_key] = story_of[founder_key]
-    for key, founder_key in founded_by.items():
-        key_owner[key] = story_of[founder_key]
-        new_keys[key] = story_of[founder_key]
+        story_of_founder = {index: known[uid] for uid, index in uids.items()}
+
+    story_of: dict[str, int] = {}
+    joined = 0
+    for index, (item, placement) in enumerate(zip(fresh, decision.placements, strict=True)):
+        if placement.story_id is not None:
+            story_of[item.key] = placement.story_id
+        else:
+            assert placement.founder is not None
+            story_of[item.key] = story_of_founder[placement.founder]
+        if placement.founder != index:
+            joined += 1
+    for key, story_id in decision.keys_to_story.items():
+        key_owner[key] = new_keys[key] = story_id
+    for key, founder in decision.keys_to_founder.items():
+        key_owner[key] = new_keys[key] = story_of_founder[founder]
     return story_of, set(created.values()), joined
+
+
+def _candidates(
+    conn: Connection, source_id: int, newcomers: Sequence[dedupe.Newcomer]
+) -> dict[int, list[dedupe.Candidate]]:
+    """Stored copies of other sources under the newcomers' candidate keys, within the window.
+
+    One indexed range read per key (match_keys is ordered by key, then time); the
+    bounds span the whole document, and `same_story` applies each entry's own window.
+    """
+    wanted = sorted({key for item in newcomers for key in item.candidate_keys})
+    if not wanted:
+        return {}
+    low = min(item.fingerprint.at for item in newcomers) - dedupe.WINDOW
+    high = max(item.fingerprint.at for item in newcomers) + dedupe.WINDOW
+    found: dict[int, list[dedupe.Candidate]] = {}
+    for chunk in _chunks(wanted):
+        query = (
+            select(match_keys.c.key, match_keys.c.story_id, entry_fingerprints)
+            .join(entry_fingerprints, entry_fingerprints.c.entry_id == match_keys.c.entry_id)
+            .where(match_keys.c.key.in_(chunk))
+            .where(match_keys.c.at.between(low, high))
+            .where(match_keys.c.source_id != source_id)
+        )
+        for row in conn.execute(query):
+            found.setdefault(row.key, []).append(
+                dedupe.Candidate(row.story_id, _stored_fingerprint(row))
+            )
+    middle = low + (high - low) / 2
+    for key, copies in found.items():
+        if len(copies) > _MAX_CANDIDATES_PER_KEY:
+            copies.sort(key=lambda c: abs(c.fingerprint.at - middle))
+            found[key] = copies[:_MAX_CANDIDATES_PER_KEY]
+    return found
+
+
+def _stories_carried_by(conn: Connection, source_id: int, story_ids: set[int]) -> set[int]:
+    """Which of these stories already hold a copy from this source."""
+    carried: set[int] = set()
+    for chunk in _chunks(sorted(story_ids)):
+        carried.update(
+            conn.scalars(
+                select(entries.c.story_id)
+                .where(entries.c.source_id == source_id)
+                .where(entries.c.story_id.in_(chunk))
+                .distinct()
+            )
+        )
+    return carried
+
+
+def _forget_fingerprints(conn: Connection, entry_ids: Sequence[int]) -> None:
+    for chunk in _chunks(entry_ids):
+        conn.execute(match_keys.delete().where(match_keys.c.entry_id.in_(chunk)))
+        conn.execute(entry_fingerprints.delete().where(entry_fingerprints.c.entry_id.in_(chunk)))
+
+
+def _write_fingerprints(conn: Connection, marks: Sequence[tuple[int, int, int, _Matching]]) -> None:
+    """Store each (entry id, story id, source id, matching) fingerprint and candidate keys."""
+    if not marks:
+        return
+    conn.execute(
+        insert(entry_fingerprints),
+        [_fingerprint_values(entry_id, item.fingerprint) for entry_id, _, _, item in marks],
+    )
+    rows = [
+        {
+            "key": key,
+            "at": item.fingerprint.at,
+            "entry_id": entry_id,
+            "story_id": story_id,
+            "source_id": source_id,
+        }
+        for entry_id, story_id, source_id, item in marks
+        # The same key twice (a title that is also the lead) is one row.
+        for key in dict.fromkeys(item.keys)
+    ]
+    if rows:
+        conn.execute(insert(match_keys), rows)
+
+
+def _fingerprint_values(entry_id: int, fp: dedupe.Fingerprint) -> dict[str, Any]:
+    return {
+        "entry_id": entry_id,
+        "title": fp.title,
+        "title_specific": fp.title_specific,
+        "lead": " ".join(fp.lead),
+        "words": fp.words,
+        "shingles": fp.shingles,
+        "truncated": fp.truncated,
+        "signature": fp.signature_bytes(),
+        "at": fp.at,
+    }
+
+
+def _stored_fingerprint(row: Row[Any]) -> dedupe.Fingerprint:
+    return dedupe.Fingerprint(
+        title=row.title,
+        title_specific=row.title_specific,
+        lead=tuple(row.lead.split()),
+        words=row.words,
+        shingles=row.shingles,
+        truncated=row.truncated,
+        signature=signature_from_bytes(row.signature),
+        at=row.at,
+    )
 
 
 def _entry_values(item: _Incoming) -> dict[str, Any]:
@@ -864,6 +1037,79 @@ def _copy_order(
 ) -> _CopyOrder:
     """Sort key of a story's copies: earliest published first, then first seen, then oldest row."""
     return (_effective_time(published, updated, first_seen), first_seen, entry_id)
+
+
+def _refresh_fingerprints(conn: Connection) -> None:
+    """Give every stored entry the fingerprint, candidate keys and strong keys of this release.
+
+    Runs when `meta.fingerprint_version` differs from `fingerprint.VERSION`: after the
+    migration that introduced fingerprints, and whenever what they hold changes. Each
+    entry stays in its story; only the ways in to it are recomputed.
+    """
+    stored = conn.scalar(select(meta.c.value).where(meta.c.key == FINGERPRINT_VERSION))
+    if stored == FINGERPRINTS:
+        return
+    conn.execute(match_keys.delete())
+    conn.execute(entry_fingerprints.delete())
+    last_id = 0
+    while True:
+        rows = conn.execute(
+            select(
+                entries.c.id,
+                entries.c.story_id,
+                entries.c.source_id,
+                entries.c.guid,
+                entries.c.link,
+                entries.c.orig_link,
+                entries.c.title,
+                entries.c.summary,
+                entries.c.content,
+                entries.c.published,
+                entries.c.updated,
+                entries.c.first_seen,
+            )
+            .where(entries.c.id > last_id)
+            .order_by(entries.c.id)
+            .limit(_IN_CHUNK)
+        ).all()
+        if not rows:
+            break
+        last_id = rows[-1].id
+        parsed = {
+            row.id: ParsedEntry(
+                guid=row.guid,
+                link=row.link,
+                orig_link=row.orig_link,
+                title=row.title,
+                summary=row.summary,
+                content=row.content,
+                published=row.published,
+                updated=row.updated,
+            )
+            for row in rows
+        }
+        _write_fingerprints(
+            conn,
+            [
+                (row.id, row.story_id, row.source_id, _matching(parsed[row.id], row.first_seen))
+                for row in rows
+            ],
+        )
+        wanted = {key: row.story_id for row in rows for key in dedupe.story_keys(parsed[row.id])}
+        held: set[str] = set()
+        for chunk in _chunks(sorted(wanted)):
+            held.update(conn.scalars(select(story_keys.c.key).where(story_keys.c.key.in_(chunk))))
+        missing = [
+            {"key": key, "story_id": story} for key, story in wanted.items() if key not in held
+        ]
+        if missing:
+            conn.execute(insert(story_keys), missing)
+    if stored is None:
+        conn.execute(insert(meta).values(key=FINGERPRINT_VERSION, value=FINGERPRINTS))
+    else:
+        conn.execute(
+            update(meta).where(meta.c.key == FINGERPRINT_VERSION).values(value=FINGERPRINTS)
+        )
 
 
 # -- reading entries ---------------------------------------------------------

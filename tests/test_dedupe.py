@@ -171,7 +171,26 @@ def test_entry_hash_is_equal_for_equal_entries() -> None:
         ({"link": "mailto:x@e.com"}, ()),
         ({"link": "/relative"}, ()),
         ({"link": None}, ()),
-        ({"guid": "https://e.com/a", "link": None}, ()),
+        # a guid that is a permalink is a way in too (WordPress's ?p=123 guids) …
+        ({"guid": "https://e.com/a", "link": None}, ("url:https://e.com/a",)),
+        (
+            {"guid": "http://e.com/?p=123", "link": "https://e.com/2021/06/pretty/"},
+            ("url:https://e.com/2021/06/pretty", "url:https://e.com/?p=123"),
+        ),
+        # … but not one naming a place in a page, nor ids that are not URLs
+        ({"guid": "https://e.com/feed#item-3", "link": None}, ()),
+        ({"guid": "urn:uuid:1234", "link": None}, ()),
+        ({"guid": "tag:e.com,2021:1", "link": None}, ()),
+        # a site's home page names no article
+        ({"link": "https://www.e.com/"}, ()),
+        ({"link": "https://e.com/?utm_source=rss"}, ()),
+        # AMP and mobile editions, redirect wrappers
+        ({"link": "https://amp.e.com/world/a"}, ("url:https://e.com/world/a",)),
+        ({"link": "https://m.e.com/world/a?amp=1"}, ("url:https://e.com/world/a",)),
+        (
+            {"link": "https://www.google.com/url?q=https://e.com/a%3Futm_source%3Dx&sa=D"},
+            ("url:https://e.com/a",),
+        ),
     ],
 )
 def test_story_keys(fields: dict[str, Any], keys: tuple[str, ...]) -> None:
