@@ -28,7 +28,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from aggregator.fingerprint import WINDOW, Fingerprint, candidate_keys, fingerprint, same_story
+from aggregator.fingerprint import (
+    WINDOW,
+    Fingerprint,
+    candidate_keys,
+    contradicts,
+    fingerprint,
+    same_story,
+)
 from aggregator.model import ParsedEntry
 
 # Query parameters that only say where a click came from; removing them never changes
@@ -260,8 +267,8 @@ class Placement:
     """Where one new entry goes: an existing story, or the new story of an entry of its
     own document (`founder`, its index; its own index when it starts the story).
 
-    `how` says why: "key" (a shared strong key), "title" or "text" (`same_story`'s
-    reason), "new" (it starts a story).
+    `how` says why: "key" (a shared strong key), "title+text", "title" or "text"
+    (`same_story`'s reason), "new" (it starts a story).
     """
 
     how: str
@@ -292,11 +299,12 @@ def place(
     time window; `own_stories` are stories already holding a copy of this source.
 
     A shared strong key decides, in key order. Otherwise the candidates sharing the
-    most candidate keys are compared with `same_story`, nearest in time first; a
-    story that already holds a copy of this source is never joined this way, since
-    a source does not republish itself and its own template texts and series titles
-    are where lookalikes live. Otherwise the entry starts a story, and later entries
-    of the document may join it by a strong key.
+    most candidate keys are compared with `same_story`, nearest in time first; the
+    first whose text confirms it wins, and a title alone decides only when it leads
+    to a single story. A story that already holds a copy of this source is never
+    joined this way, since a source does not republish itself and its own template
+    texts and series titles are where lookalikes live. Otherwise the entry starts a
+    story, and later entries of the document may join it by a strong key.
     """
     owner = dict(key_owner)
     founded_by: dict[str, int] = {}
@@ -315,6 +323,11 @@ def place(
         placements.append(placement)
         if placement.story_id is not None:
             taken.add(placement.story_id)
+            if placement.how == "title":
+                # A join on the title alone is the least certain: the entry's links must not
+                # become ways in to the story, or one wrong guess would pull in every copy
+                # of the other article.
+                continue
             for key in item.strong:
                 if key not in owner and key not in founded_by:
                     owner[key] = placement.story_id
@@ -347,11 +360,21 @@ def _fuzzy_placement(
             story,
         ),
     )
+    title_only: list[int] = []
     for story in ranked:
-        for candidate in copies[story]:
-            reason = same_story(item.fingerprint, candidate.fingerprint)
-            if reason is not None:
+        reasons = {same_story(item.fingerprint, c.fingerprint) for c in copies[story]}
+        for reason in ("title+text", "text"):
+            if reason in reasons:
                 return Placement(reason, story_id=story)
+        if "title" in reasons and not any(
+            contradicts(item.fingerprint, c.fingerprint) for c in copies[story]
+        ):
+            title_only.append(story)
+    # A title that nothing in the texts confirms names one story only if it names just one,
+    # and none of that story's copies has the same title over a clearly different text:
+    # two sites' different articles under one headline make it ambiguous.
+    if len(title_only) == 1:
+        return Placement("title", story_id=title_only[0])
     return None
 
 

@@ -213,12 +213,12 @@ def candidate_keys(fp: Fingerprint) -> tuple[int, ...]:
 
 
 def same_story(a: Fingerprint, b: Fingerprint, window: timedelta = WINDOW) -> str | None:
-    """Why two copies are one story — "title" or "text" — or None when they are not.
+    """Why two copies are one story — "title+text", "title" or "text" — or None.
 
     Never when published further apart than `window`. "title": equal specific
     titles, unless both texts are long enough to compare and clearly differ (two
     sites' different articles under one headline); when the texts neither confirm
-    nor refute it, only within TITLE_ONLY_WINDOW. "text": the same text (one begins
+    nor refute it ("title" alone), only within TITLE_ONLY_WINDOW. "text": the same text (one begins
     the other, or MinHash says they are near-identical) of TEXT_ALONE_WORDS words or
     more, whatever the titles (a republisher's own headline); a shorter same text
     only with related titles (equal, mostly the same words, or one cut from the other)
@@ -229,7 +229,9 @@ def same_story(a: Fingerprint, b: Fingerprint, window: timedelta = WINDOW) -> st
     relation = _text_relation(a, b)
     same_title = a.title_specific and b.title_specific and a.title == b.title
     close = abs(a.at - b.at) <= min(window, TITLE_ONLY_WINDOW)
-    if same_title and (relation == "same" or (relation == "unknown" and close)):
+    if same_title and relation == "same":
+        return "title+text"
+    if same_title and relation == "unknown" and close:
         return "title"
     if relation != "same":
         return None
@@ -239,6 +241,17 @@ def same_story(a: Fingerprint, b: Fingerprint, window: timedelta = WINDOW) -> st
     if (a.title_specific or b.title_specific) and _titles_related(a.title, b.title):
         return "text"
     return None
+
+
+def contradicts(a: Fingerprint, b: Fingerprint) -> bool:
+    """Whether two copies carry the same specific title over clearly different texts:
+    proof that the title names more than one article."""
+    return (
+        a.title_specific
+        and b.title_specific
+        and a.title == b.title
+        and _text_relation(a, b) == "different"
+    )
 
 
 def estimated_jaccard(a: tuple[int, ...], b: tuple[int, ...]) -> float:
