@@ -455,3 +455,90 @@ def test_data_version_moves_only_when_outputs_change(synced: Store) -> None:
         synced.record_poll(record)
         versions.append(synced.data_version())
     assert versions == [0, 1, 1, 1, 2, 3]
+
+
+# -- stories across sources: titles and texts ----------------------------------------
+
+ARTICLE_TEXT = (
+    "<p>In Iran, protests and strikes are now spreading across every sector of the economy, "
+    "with 100 strikes and protests over the past few months. There now exists an enormous "
+    "potential to unify the movement.</p>"
+)
+
+
+def test_copy_under_its_own_url_joins_by_title_and_text(synced: Store) -> None:
+    original = entry(1, title="Iran: For an Independent Labor Movement!", summary=ARTICLE_TEXT)
+    copy = entry(
+        1,
+        guid="beta-1",
+        link="https://beta.example/2021/06/iran-labor/",
+        title="IRAN: FOR AN INDEPENDENT LABOR MOVEMENT…",
+        summary=ARTICLE_TEXT.replace("</p>", " This article first appeared elsewhere.</p>"),
+        published=T0,
+    )
+    synced.record_poll(poll("alpha", original))
+    assert synced.record_poll(poll("beta", copy, at=T0 + HOUR)) == SaveCounts(new=1, duplicates=1)
+    [story] = synced.stories()
+    assert story.sources == ("alpha", "beta")
+    # The copy's own URL now leads to the story too.
+    third = entry(1, guid="gamma-1", link="https://beta.example/2021/06/iran-labor", title="x")
+    assert synced.record_poll(poll("gamma", third)) == SaveCounts(new=1, duplicates=1)
+
+
+@pytest.mark.parametrize(
+    "title", ["Editorial", "Weekly update", "Letters", "Podcast", "Help Wanted"]
+)
+def test_different_articles_with_a_generic_title_stay_apart(synced: Store, title: str) -> None:
+    synced.record_poll(poll("alpha", entry(1, title=title, summary="<p>Short one.</p>")))
+    synced.record_poll(poll("beta", entry(2, title=title, summary=ARTICLE_TEXT)))
+    synced.record_poll(poll("gamma", entry(3, title=title, summary="")))
+    assert len(synced.stories()) == 3
+
+
+def test_one_source_never_joins_its_own_story_by_likeness(synced: Store) -> None:
+    first = entry(1, title="Iran: For an Independent Labor Movement!", summary=ARTICLE_TEXT)
+    again = replace(first, guid="guid-1-reposted", link="https://news.example/repost")
+    synced.record_poll(poll("alpha", first))
+    synced.record_poll(poll("alpha", first, again, at=T0 + HOUR))
+    assert len(synced.stories()) == 2
+
+
+def test_same_title_far_apart_in_time_is_another_story(synced: Store) -> None:
+    title = "Iran: For an Independent Labor Movement!"
+    synced.record_poll(poll("alpha", entry(1, title=title, published=T0 - 30 * 24 * HOUR)))
+    synced.record_poll(poll("beta", entry(2, title=title, published=T0)))
+    assert len(synced.stories()) == 2
+
+
+def test_changed_entry_is_found_by_what_it_says_now(synced: Store) -> None:
+    synced.record_poll(poll("alpha", entry(1, title="Draft", summary="")))
+    new_title = "The Racist Terror of Tulsa 1921"
+    synced.record_poll(poll("alpha", entry(1, title=new_title), at=T0 + HOUR))
+    copy = entry(9, guid="b", link="https://beta.example/tulsa", title=new_title, published=T0)
+    assert synced.record_poll(poll("beta", copy, at=T0 + 2 * HOUR)).duplicates == 1
+    assert len(synced.stories()) == 1
+
+
+def test_upgrade_gives_entries_stored_without_fingerprints_their_keys(synced: Store) -> None:
+    from aggregator.store import (
+        FINGERPRINT_VERSION,
+        entry_fingerprints,
+        match_keys,
+        meta,
+        story_keys,
+    )
+
+    title = "The Racist Terror of Tulsa 1921"
+    amp_link = "https://amp.news.example/tulsa"
+    synced.record_poll(poll("alpha", entry(1, title=title, link=amp_link)))
+    with synced._engine.begin() as conn:  # what a database from before fingerprints holds
+        conn.execute(delete(match_keys))
+        conn.execute(delete(entry_fingerprints))
+        conn.execute(delete(story_keys))  # and link keys of an older form
+        conn.execute(delete(meta).where(meta.c.key == FINGERPRINT_VERSION))
+    synced.upgrade()
+    by_title = entry(2, guid="b", link="https://beta.example/tulsa", title=title)
+    by_link = entry(3, guid="c", link="https://news.example/tulsa", title="Other")
+    assert synced.record_poll(poll("beta", by_title)).duplicates == 1
+    assert synced.record_poll(poll("gamma", by_link)).duplicates == 1
+    assert len(synced.stories()) == 1
