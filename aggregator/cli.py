@@ -15,12 +15,14 @@ from typing import NoReturn
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from aggregator import __version__
 from aggregator.config import Config, ConfigError, default_config_path, load_config
-from aggregator.outputs import output_feeds
+from aggregator.model import Story
+from aggregator.outputs import OutputFeed, Verdict, output_feeds
 from aggregator.poll import PollSummary, SourceResult, run_pass
-from aggregator.publish import build_all
+from aggregator.publish import build_all, review_for
 from aggregator.store import Store
 
 EXIT_FAILURE = 1
@@ -190,6 +192,67 @@ def build(ctx: click.Context, out_dir: Path | None) -> None:
         f"{len(feeds)} output feeds written to {target} ({len(changed)} files changed)",
         highlight=False,
     )
+
+
+@main.command()
+@click.argument("feed_name", metavar="FEED")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stories to show (default: the feed's own limit).",
+)
+@click.option(
+    "--why", is_flag=True, help="Also show rejected stories, and the query deciding each."
+)
+@click.pass_context
+def preview(ctx: click.Context, feed_name: str, limit: int | None, why: bool) -> None:
+    """What output feed FEED would publish now, with the sources of each story."""
+    config = _load(ctx)
+    feeds = output_feeds(config)
+    feed = feeds.get(feed_name)
+    if feed is None:
+        _fail(f"no output feed named {feed_name!r} (known: {', '.join(sorted(feeds))})", EXIT_USAGE)
+    try:
+        # Migrated but not synced: previewing must not change what a running daemon polls.
+        store = Store(config.settings.database)
+        store.upgrade()
+        reviewed = review_for(store, feed, datetime.now(UTC), limit=limit)
+        store.close()
+    except Exception as error:  # every driver has its own error types; all mean the same here
+        _fail(f"database {config.settings.database}: {error}")
+    shown = reviewed if why else [(story, v) for story, v in reviewed if v.admitted]
+    _print_preview(feed, shown, why, published=sum(v.admitted for _, v in reviewed))
+
+
+def _print_preview(
+    feed: OutputFeed, rows: list[tuple[Story, Verdict]], why: bool, published: int
+) -> None:
+    def sources(story: Story) -> str:
+        return ", ".join(story.sources)
+
+    if out.is_terminal:
+        table = Table(title=f"{feed.name}: {feed.title}", title_justify="left")
+        table.add_column("published", no_wrap=True)
+        table.add_column("title")
+        table.add_column("sources")
+        if why:
+            table.add_column("why")
+        for story, verdict in rows:
+            cells = [f"{story.sort_time:%Y-%m-%d %H:%M}", story.face.title, sources(story)]
+            if why:
+                cells.append(str(verdict))
+            table.add_row(*cells, style=None if verdict.admitted else "dim")
+        out.print(table)
+    else:
+        for story, verdict in rows:
+            cells = [story.sort_time.isoformat(), story.face.title, sources(story)]
+            if why:
+                cells.append(str(verdict))
+            out.print("\t".join(cells), highlight=False, markup=False, soft_wrap=True)
+    rejected = len(rows) - published if why else None
+    tail = f", {rejected} rejected on the way" if rejected else ""
+    err.print(f"{feed.name}: {published} stories would be published{tail}", highlight=False)
 
 
 @main.command()

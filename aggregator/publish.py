@@ -18,7 +18,7 @@ from pathlib import Path
 from aggregator import __version__
 from aggregator.filters import Query
 from aggregator.model import Story
-from aggregator.outputs import OutputFeed, select
+from aggregator.outputs import OutputFeed, Verdict, review, select
 from aggregator.render import RENDERERS, FeedContext, render_opml
 from aggregator.store import Store
 
@@ -57,6 +57,13 @@ def stories_for(
     limit: int | None = None,
 ) -> list[Story]:
     return select(feed, candidates(store, feed, now), now=now, extra=extra, limit=limit)
+
+
+def review_for(
+    store: Store, feed: OutputFeed, now: datetime, *, limit: int | None = None
+) -> list[tuple[Story, Verdict]]:
+    """What `stories_for` would publish, with every candidate passed over on the way."""
+    return review(feed, candidates(store, feed, now), now=now, limit=limit)
 
 
 def render_feed(

@@ -138,6 +138,13 @@ def render_rss(feed: OutputFeed, stories: Sequence[Story], ctx: FeedContext) -> 
     items = root.findall("channel/item")
     for element, view in zip(items, views, strict=True):
         _add_media_description(element, view.image)
+        # RSS <source> names one feed; the other copies go where Atom puts them, as
+        # atom:link rel="related" (the atom namespace is already on the channel).
+        for other in view.also_published_by:
+            if other.link and _is_web_url(other.link):
+                related = etree.SubElement(element, f"{{{_ATOM_NS}}}link", rel="related")
+                related.set("href", other.link)
+                related.set("title", other.title)
     return _xml_bytes(root)
 
 
@@ -356,7 +363,7 @@ def _add_atom_links(entry: Any, view: _EntryView) -> None:
         length = str(enclosure.length) if enclosure.length is not None else None
         link("enclosure", enclosure.url, type=enclosure.type, length=length)
     for other in view.also_published_by:
-        if other.link:
+        if other.link and _is_web_url(other.link):
             link("related", other.link, title=other.title)
 
 

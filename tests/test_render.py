@@ -495,6 +495,22 @@ def test_atom_links_other_copies_as_related() -> None:
     ]
 
 
+def test_rss_links_other_copies_as_atom_related() -> None:
+    item = xml(render_rss(FEED, (NETANYAHU,), CTX)).find("channel/item")
+    related = [(link.get("href"), link.get("title")) for link in item.findall(f"{ATOM}link")]
+    assert related == [
+        ("https://socialist-appeal.example/after-netanyahus-war", "Socialist Appeal")
+    ]
+    assert item.find("source").text == NETANYAHU.face.source_title
+
+
+@pytest.mark.parametrize("render_xml", [render_atom, render_rss])
+def test_a_copy_link_that_is_not_a_web_url_gets_no_related_link(render_xml: Any) -> None:
+    other = copy_of("socialist-appeal", link="javascript:alert(1)")
+    document = render_xml(FEED, (story("urn:uuid:x", copy_of(), other),), CTX)
+    assert b"javascript:" not in document
+
+
 def test_json_also_published_by_extension_lists_other_copies() -> None:
     item = json.loads(render_json(FEED, (NETANYAHU,), CTX))["items"][0]
     assert item["_also_published_by"] == [
