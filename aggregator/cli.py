@@ -249,7 +249,7 @@ def _print_preview(
             cells = [story.sort_time.isoformat(), story.face.title, sources(story)]
             if why:
                 cells.append(str(verdict))
-            out.print("\t".join(cells), highlight=False, markup=False, soft_wrap=True)
+            click.echo("\t".join(cells))  # tab-separated for scripts: rich would expand tabs
     rejected = len(rows) - published if why else None
     tail = f", {rejected} rejected on the way" if rejected else ""
     err.print(f"{feed.name}: {published} stories would be published{tail}", highlight=False)

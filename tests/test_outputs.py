@@ -12,7 +12,7 @@ import pytest
 
 from aggregator.filters import parse_query
 from aggregator.model import StoredEntry, Story
-from aggregator.outputs import DEFAULT_LIMIT, OutputFeed, admits, select
+from aggregator.outputs import DEFAULT_LIMIT, OutputFeed, admits, explain, review, select
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -204,3 +204,75 @@ def test_select_extra_query_narrows_the_feed() -> None:
     iran = make_story(make_copy("a", "Iran talks"), age=timedelta(hours=1))
     gaza = make_story(make_copy("a", "Gaza ceasefire"), age=timedelta(hours=2))
     assert select(make_feed(), [iran, gaza], now=NOW, extra=parse_query("Gaza")) == [gaza]
+
+
+EXPLAIN_CASES: list[
+    tuple[str, dict[str, Any], list[tuple[str, str, tuple[str, ...]]], str, str]
+] = [
+    ("no include", {}, [("a", "Anything", ())], "", "admitted: the feed has no include queries"),
+    ("foreign", {}, [("c", "X", ())], "", "rejected: no copy from the feed's sources"),
+    (
+        "include names the copy that matched",
+        {"include": ["Gaza", "Iran"]},
+        [("a", "Talks", ()), ("c", "Iran talks", ())],
+        "",
+        "admitted by include Iran (copy from c)",
+    ),
+    (
+        "no include matches",
+        {"include": ["Gaza"]},
+        [("a", "Iran", ())],
+        "",
+        "rejected: no include query matches any copy",
+    ),
+    (
+        "exclude names query and copy",
+        {"include": ["Iran"], "exclude": ["tag:sport"]},
+        [("a", "Iran", ()), ("b", "Iran", ("sport",))],
+        "",
+        "rejected by exclude tag:sport (copy from b)",
+    ),
+    ("extra", {}, [("a", "Iran", ())], "Gaza", "rejected: q=Gaza matches no copy"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "feed_fields", "copies", "extra", "said"),
+    EXPLAIN_CASES,
+    ids=[case[0] for case in EXPLAIN_CASES],
+)
+def test_explain_says_which_rule_and_query_decided(
+    case: str,
+    feed_fields: dict[str, Any],
+    copies: list[tuple[str, str, tuple[str, ...]]],
+    extra: str,
+    said: str,
+) -> None:
+    story = make_story(*(make_copy(source, title, tags) for source, title, tags in copies))
+    feed = make_feed(**feed_fields)
+    extra_query = parse_query(extra) if extra else None
+    verdict = explain(feed, story, extra_query)
+    assert str(verdict) == said
+    assert verdict.admitted is admits(feed, story, extra_query)
+
+
+@pytest.mark.parametrize("case", ADMITS_CASES, ids=[case[0] for case in ADMITS_CASES])
+def test_explain_agrees_with_admits(case: Any) -> None:
+    _, feed_fields, copies, extra, expected = case
+    story = make_story(*(make_copy(source, title, tags) for source, title, tags in copies))
+    extra_query = parse_query(extra) if extra else None
+    assert explain(make_feed(**feed_fields), story, extra_query).admitted is expected
+
+
+def test_review_lists_what_select_passed_over_until_the_limit() -> None:
+    wanted = [make_story(make_copy("a", f"Iran {n}"), age=timedelta(hours=n)) for n in (1, 3, 5)]
+    unwanted = [make_story(make_copy("a", f"Budget {n}"), age=timedelta(hours=n)) for n in (2, 4)]
+    candidates = sorted([*wanted, *unwanted], key=lambda s: s.sort_time, reverse=True)
+    feed = make_feed(include=["Iran"], limit=2)
+    reviewed = review(feed, candidates, now=NOW)
+    assert [(s.face.title, v.admitted) for s, v in reviewed] == [
+        ("Iran 1", True),
+        ("Budget 2", False),
+        ("Iran 3", True),
+    ]
+    assert select(feed, candidates, now=NOW) == [s for s, v in reviewed if v.admitted]
