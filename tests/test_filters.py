@@ -318,3 +318,85 @@ def test_negation_inverts_a_single_term_query(query_text: str, title: str, tags:
 def test_query_str_is_its_text() -> None:
     assert str(parse_query("title:Iran")) == "title:Iran"
     assert isinstance(parse_query("x"), Query)
+
+
+# --- properties of the parser and of word matching ------------------------------------
+
+LATIN_WORD = st.text(
+    alphabet=st.characters(min_codepoint=0x41, max_codepoint=0x24F, categories=["Lu", "Ll"]),
+    min_size=1,
+    max_size=10,
+).filter(_searchable)
+TERM = st.tuples(
+    st.booleans(),  # negated
+    st.sampled_from([None, *FIELDS]),
+    st.sampled_from(["word", "prefix", "phrase"]),
+    st.lists(LATIN_WORD, min_size=1, max_size=3),
+)
+
+
+def _render(negated: bool, field: str | None, kind: str, words: list[str]) -> tuple[str, str]:
+    """A term's text, and the value the parser should report for it."""
+    if kind == "phrase":
+        value = " ".join(words)
+        body = f'"{value}"'
+    else:
+        value = words[0] + ("*" if kind == "prefix" else "")
+        body = value
+    return ("-" if negated else "") + (f"{field}:" if field else "") + body, value
+
+
+@given(st.lists(TERM, min_size=1, max_size=5))
+def test_rendered_terms_parse_back_to_the_same_terms(terms: list[Any]) -> None:
+    rendered = [_render(*term) for term in terms]
+    query = parse_query(" ".join(text for text, _ in rendered))
+    assert [(t.negated, t.field, t.value) for t in query.terms] == [
+        (negated, field, value)
+        for (negated, field, _, _), (_, value) in zip(terms, rendered, strict=True)
+    ]
+    assert [t.kind for t in query.terms] == [
+        "phrase" if kind == "phrase" else "word" for _, _, kind, _ in terms
+    ]
+
+
+@given(word=LATIN_WORD, suffix=LATIN_WORD)
+def test_a_word_never_matches_a_longer_word_but_its_wildcard_does(word: str, suffix: str) -> None:
+    longer = make_entry(title=f"News of {word}{suffix} today")
+    assume(re.fullmatch(r"\w+", fold(word + suffix)))
+    assert not matches(parse_query(word), longer)
+    assert matches(parse_query(word + "*"), longer)
+
+
+@given(word=LATIN_WORD, apostrophe=st.sampled_from(["'", "’", "ʼ"]))
+def test_a_word_matches_its_possessive(word: str, apostrophe: str) -> None:
+    assert matches(parse_query(word), make_entry(title=f"{word}{apostrophe}s leaders"))
+
+
+@given(words=st.lists(LATIN_WORD, min_size=1, max_size=4), pick=st.integers(min_value=0))
+def test_matching_ignores_case_and_curly_quotes(words: list[str], pick: int) -> None:
+    title = "“" + " ".join(words) + "” – it’s said"
+    word = words[pick % len(words)]
+    for variant in (title, title.upper(), title.lower(), title.replace("“", '"')):
+        assert matches(parse_query(word), make_entry(title=variant)), variant
+        assert matches(parse_query(word.swapcase()), make_entry(title=variant)), variant
+
+
+@given(words=st.lists(LATIN_WORD, min_size=2, max_size=4))
+def test_a_phrase_of_a_titles_words_matches_it_and_reversed_does_not(words: list[str]) -> None:
+    assume(len({fold(w) for w in words}) == len(words))
+    entry = make_entry(title=", ".join(words) + ".")
+    assert matches(parse_query('"' + " ".join(words) + '"'), entry)
+    assert not matches(parse_query('"' + " ".join(reversed(words)) + '"'), entry)
+
+
+@given(query_text=QUERYISH, title=ENTRY_TEXT)
+def test_a_query_matches_when_and_only_when_every_term_alone_does(
+    query_text: str, title: str
+) -> None:
+    try:
+        query = parse_query(query_text)
+    except QueryError:
+        return
+    entry = make_entry(title=title)
+    singles = [Query(query.text, (term,)) for term in query.terms]
+    assert matches(query, entry) is all(matches(single, entry) for single in singles)
