@@ -12,7 +12,7 @@ Existing entries get their rows from `Store.upgrade()` after the migrations (the
 `fingerprint_version` in `meta` says whether they are current), since computing
 fingerprints is application code that a migration must not freeze.
 
-Revision ID: 0003_story_matching
+Revision ID: 0002_story_matching
 Revises: 0001
 Create Date: 2025-06-01
 """
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_story_matching"
+revision: str = "0002_story_matching"
 down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
