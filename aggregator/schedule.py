@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+from aggregator.model import SourceState
+
 SUCCESS = frozenset({"ok", "not_modified", "unchanged"})
 # Doubling stops here; max_interval caps long before for any sane interval.
 _MAX_BACKOFF_EXPONENT = 16
@@ -106,6 +108,16 @@ def spread_window(policy: Policy, *, remote: bool) -> timedelta:
     if not remote:
         return timedelta(0)
     return min(policy.interval, FIRST_POLL_SPREAD)
+
+
+def due_at(state: SourceState) -> datetime | None:
+    """When the source will really be claimed next: its own time or its host's Retry-After,
+    whichever is later; None when never (gone, disabled) or at once (never polled)."""
+    if state.gone or not state.enabled or state.next_poll_at is None:
+        return None
+    if state.host_not_before is not None and state.host_not_before > state.next_poll_at:
+        return state.host_not_before
+    return state.next_poll_at
 
 
 def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:

@@ -114,7 +114,8 @@ class FeedServer:
                 last_modified is not None
                 and request.headers.get("if-modified-since") == last_modified
             ):
-                return Reply(304, headers=base)
+                # RFC 9110 15.4.5: a 304 repeats the Cache-Control, Expires… a 200 would send.
+                return Reply(304, headers={**base, **(headers or {})})
             reply_headers = {"Content-Type": content_type, **base, **(headers or {})}
             accepted = request.headers.get("accept-encoding", "")
             if compressed is not None and "gzip" in accepted:
