@@ -11,8 +11,8 @@ The rules of `next_poll`, in order:
    the publisher says anything can change only costs them requests.
 2. A failure backs off exponentially: interval × 2^(errors − 1), at most
    max_interval, less a random part of up to `JITTER` of it, so sources that failed
-   together (one host down) do not retry together. A success resets the count (the store does), so the next delay is
-   the plain interval again.
+   together (one host down) do not retry together. A success resets the count (the
+   store does), so the next delay is the plain interval again.
 3. The result is kept within [min_interval, max_interval].
 4. `Retry-After` (429/503) is a floor above everything, max_interval included: the
    publisher asked explicitly. Only an absurd one is cut, at `MAX_RETRY_AFTER`.
