@@ -108,6 +108,8 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.server: uvicorn.Server | None = None
         self._ticking = False
+        self._tick_started = 0.0
+        self._stall_logged = False
         self._tick_errors = 0
         self._tick_error_logged = 0.0
         self._static_version: int | None = None
@@ -136,9 +138,20 @@ class Daemon:
     async def on_tick(self) -> None:
         """The APScheduler job (a coroutine, so it runs on the event loop): it returns at
         once, and a slow claim never makes APScheduler skip or stack ticks."""
-        if self.stopping.is_set() or self._ticking:
+        if self.stopping.is_set():
+            return
+        if self._ticking:
+            waited = time.monotonic() - self._tick_started
+            if waited > self.stall_after and not self._stall_logged:
+                self._stall_logged = True
+                log.warning(
+                    "scheduler stalled: a claim has waited %.0fs on the database %s",
+                    waited,
+                    self.config.settings.database,
+                )
             return
         self._ticking = True
+        self._tick_started = time.monotonic()
         self._spawn(self._tick())
 
     async def _tick(self) -> None:
@@ -159,9 +172,10 @@ class Daemon:
                     self._start_poll(state)
             self.last_claim_ok = time.monotonic()
             self.metrics.last_tick.set(time.time())
-            if self._tick_errors:
-                log.info("scheduler claims again after %d failed ticks", self._tick_errors)
+            if self._tick_errors or self._stall_logged:
+                log.info("scheduler claims again (after %d failed ticks)", self._tick_errors)
                 self._tick_errors = 0
+                self._stall_logged = False
             if self._static_dirty:
                 await self.write_static()
         except Exception as error:  # the database is down or locked: retry next tick
@@ -460,8 +474,10 @@ class _Server(uvicorn.Server):
 
 def run(config_path: Path) -> int:
     """Run the daemon until SIGTERM/SIGINT; returns the process exit status."""
-    # Its INFO lines say "Running job" every tick; our own log says what each tick did.
+    # Their INFO lines say "Running job" every tick and "HTTP Request" per fetch; our own
+    # log says what each tick claimed and has one line per poll.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     config = load_config(config_path)
     daemon = Daemon(config, config_path)
     return asyncio.run(daemon.serve())

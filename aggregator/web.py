@@ -170,7 +170,7 @@ def create_app(state: WebState) -> Starlette:
         else:
             metrics.render_cache.labels("miss").inc()
             cached = await run_in_threadpool(_render, state, key, output, version, extra, limit)
-        return _answer(request, cached, media_type=cached.media_type)
+        return _answer(request, cached, metrics)
 
     async def opml(request: Request) -> Response:
         if state.opml is None:
@@ -181,7 +181,7 @@ def create_app(state: WebState) -> Starlette:
             )
             body = render_opml(list(state.feeds.values()), ctx)
             state.opml = _cached(0, body, "text/x-opml; charset=utf-8", None, state.clock())
-        return _answer(request, state.opml, media_type=state.opml.media_type)
+        return _answer(request, state.opml, metrics)
 
     async def healthz(request: Request) -> Response:
         checks: dict[str, str] = {}
@@ -306,7 +306,7 @@ def _cached(
     return _Cached(version, body, gzipped, media_type, etag, changed)
 
 
-def _answer(request: Request, cached: _Cached, *, media_type: str) -> Response:
+def _answer(request: Request, cached: _Cached, metrics: Metrics) -> Response:
     use_gzip = cached.gzipped is not None and _accepts_gzip(request)
     headers = {
         "ETag": cached.etag_gzip if use_gzip else cached.etag,
@@ -315,12 +315,13 @@ def _answer(request: Request, cached: _Cached, *, media_type: str) -> Response:
         "Vary": "Accept-Encoding",
     }
     if _not_modified(request, cached):
+        metrics.responses_304.inc()
         return Response(status_code=304, headers=headers)
     if use_gzip:
         assert cached.gzipped is not None
         headers["Content-Encoding"] = "gzip"
-        return Response(cached.gzipped, media_type=media_type, headers=headers)
-    return Response(cached.body, media_type=media_type, headers=headers)
+        return Response(cached.gzipped, media_type=cached.media_type, headers=headers)
+    return Response(cached.body, media_type=cached.media_type, headers=headers)
 
 
 def _accepts_gzip(request: Request) -> bool:

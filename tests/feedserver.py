@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip as gzip_module
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,6 +50,7 @@ class Request:
     method: str
     path: str  # with the query string
     headers: Headers
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
 
 
 RecordedRequest = Request
