@@ -102,8 +102,8 @@ def _detail(state: SourceState, health: str, now: datetime) -> str:
     if state.host_not_before is not None and state.host_not_before > now:
         parts.append(f"host {state.host} asked us to wait until {iso(state.host_not_before)}")
     if state.moved_from:
-        moved = f" {relative(state.moved_at, now)}" if state.moved_at else ""
-        parts.append(f"moved{moved} from {state.moved_from}")
+        moved = f" ({relative(state.moved_at, now)})" if state.moved_at else ""
+        parts.append(f"moved from {state.moved_from}{moved}")
     return "; ".join(parts)
 
 
