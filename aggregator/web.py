@@ -217,18 +217,17 @@ def create_app(state: WebState) -> Starlette:
         )
         return HTMLResponse(status_page(view), headers={"Cache-Control": "no-store"})
 
+    # Feeds and the OPML list carry their own cached gzip form; only the pages made per
+    # request (status, metrics) are compressed on the way out.
+    compress = [Middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=GZIP_LEVEL)]
     routes = [
-        Route("/", status),
+        Route("/", status, middleware=compress),
         Route("/feeds/{name:str}.{fmt:str}", feed),
         Route("/feeds.opml", opml),
         Route("/healthz", healthz),
-        Route("/metrics", metrics_route),
+        Route("/metrics", metrics_route, middleware=compress),
     ]
-    # Feeds and the OPML list carry their own gzip form; the middleware compresses the
-    # rest (status page, metrics) and passes already-encoded responses through.
-    return Starlette(
-        routes=routes, middleware=[Middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE)]
-    )
+    return Starlette(routes=routes)
 
 
 def _query_params(request: Request) -> tuple[Query | None, int | None]:

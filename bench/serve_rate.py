@@ -66,8 +66,8 @@ def wrk(url: str, seconds: int, connections: int, headers: dict[str, str]) -> di
     out = done.stdout
     return {
         "requests/s": _match(r"Requests/sec:\s+([\d.]+)", out),
-        "p50": _match(r"50%\s+(\S+)", out),
-        "p99": _match(r"99%\s+(\S+)", out),
+        "p50": _match(r"(?m)^\s+50%\s+(\S+)", out),
+        "p99": _match(r"(?m)^\s+99%\s+(\S+)", out),
         "transfer/s": _match(r"Transfer/sec:\s+(\S+)", out),
         "errors": _match(r"Non-2xx or 3xx responses:\s+(\d+)", out) or "0",
         "socket errors": _match(r"Socket errors:\s+(.*)", out) or "none",
@@ -122,10 +122,11 @@ def main() -> int:
             time.sleep(2)  # let the last polls land so the cache stays warm
             url = f"{base}/feeds/all.atom"
             first = httpx.get(url, headers={"Accept-Encoding": "identity"})
-            zipped = httpx.get(url, headers={"Accept-Encoding": "gzip"})
+            with httpx.stream("GET", url, headers={"Accept-Encoding": "gzip"}) as zipped:
+                gzipped_size = sum(len(chunk) for chunk in zipped.iter_raw())
             print(
                 f"/feeds/all.atom: {len(first.content)} bytes, "
-                f"{len(zipped.content)} after gzip; {args.feeds} source feeds; "
+                f"{gzipped_size} after gzip; {args.feeds} source feeds; "
                 f"wrk -t2 -c{args.connections} -d{args.seconds}s on 127.0.0.1\n"
             )
             cases = [

@@ -95,10 +95,11 @@ class Service:
         return self.log.read_text()
 
 
-def config_text(database: str, port: int, sources: dict[str, str], extra: str = "") -> str:
+def config_text(
+    database: str, port: int, sources: dict[str, str], extra: str = "", settings: str = ""
+) -> str:
     return (
-        "[aggregator]\n"
-        f'database = "{database}"\n'
+        "[aggregator]\n" + settings + f'database = "{database}"\n'
         f'listen = "127.0.0.1:{port}"\n'
         f'base_url = "http://127.0.0.1:{port}"\n'
         'interval = "1s"\nmin_interval = "1s"\nmax_interval = "1h"\ntimeout = "10s"\n'
@@ -115,13 +116,14 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Service]]:
         sources: dict[str, str],
         *,
         extra: str = "",
+        settings: str = "",
         env: dict[str, str] | None = None,
         database: str | None = None,
     ) -> Service:
         port = free_port()
         url = database or f"sqlite:///{tmp_path / 'service.db'}"
         config = tmp_path / "aggregator.toml"
-        config.write_text(config_text(url, port, sources, extra), encoding="utf-8")
+        config.write_text(config_text(url, port, sources, extra, settings), encoding="utf-8")
         log = tmp_path / "daemon.log"
         with log.open("w") as sink:
             process = subprocess.Popen(
@@ -313,6 +315,23 @@ def test_status_page_lists_sources_and_feeds_without_javascript(
     for fmt in ("atom", "rss", "json"):
         assert f'href="{service.base}/feeds/gaza.{fmt}"' in html
     assert f'href="{service.base}/feeds.opml"' in html
+
+
+def test_output_dir_is_rewritten_atomically_when_the_stories_change(
+    feed_server: FeedServer, start: Callable[..., Service], tmp_path: Path
+) -> None:
+    feed_server.add("/f", FEED, etag='"v1"')
+    out = tmp_path / "public"
+    service = start({"a": feed_server.url("/f")}, settings=f'output_dir = "{out}"\n')
+    target = out / "all.atom"
+    wait_until(lambda: target.exists() and b"Gaza" in target.read_bytes(), 20, "all.atom")
+    assert {p.name for p in out.iterdir()} >= {"all.atom", "all.rss", "all.json", "feeds.opml"}
+    written = target.stat().st_mtime_ns
+    time.sleep(1.0)  # several 304 polls: nothing changed, nothing rewritten
+    assert target.stat().st_mtime_ns == written
+    feed_server.add("/f", FEED.replace(b"Dock strike", b"Harbour strike"), etag='"v2"')
+    wait_until(lambda: b"Harbour strike" in target.read_bytes(), 20, "the rewrite", service.log)
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
 # -- lifecycle ---------------------------------------------------------------
