@@ -141,12 +141,12 @@ class Daemon:
         if self.stopping.is_set():
             return
         if self._ticking:
-            waited = time.monotonic() - self._tick_started
-            if waited > self.stall_after and not self._stall_logged:
+            # The same measure as scheduler_alive, so the log and /healthz agree.
+            if time.monotonic() - self.last_claim_ok >= self.stall_after and not self._stall_logged:
                 self._stall_logged = True
                 log.warning(
                     "scheduler stalled: a claim has waited %.0fs on the database %s",
-                    waited,
+                    time.monotonic() - self._tick_started,
                     self.config.settings.database,
                 )
             return

@@ -434,12 +434,13 @@ def test_healthz_turns_503_while_the_scheduler_cannot_claim_and_recovers(
         wait_until(lambda: service.get("/healthz").status_code == 503, 30, "a 503", service.log)
         body = service.get("/healthz").json()
         assert (body["scheduler"], body["database"]) == ("stalled", "ok")
+        wait_until(lambda: "scheduler stalled" in service.text(), 5, "the stall logged")
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
     wait_until(lambda: service.get("/healthz").status_code == 200, 30, "recovery", service.log)
     assert "scheduler stalled: a claim has waited" in service.text()
-    assert "scheduler claims again" in service.text()
+    wait_until(lambda: "scheduler claims again" in service.text(), 5, "the recovery logged")
 
 
 @pytest.mark.postgres
