@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from aggregator.model import Story
 from aggregator.outputs import OutputFeed, Verdict, output_feeds
 from aggregator.poll import PollSummary, SourceResult, run_pass
 from aggregator.publish import build_all, review_for
+from aggregator.status import overview, relative
 from aggregator.store import Store
 
 EXIT_FAILURE = 1
@@ -71,9 +73,11 @@ def _open_store(config: Config) -> Store:
 def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
     """Poll source feeds, store each story once, publish merged and filtered feeds."""
     level = logging.WARNING - 10 * verbose
+    # journald stamps every line itself; elsewhere the time belongs in the line.
+    under_journald = bool(os.environ.get("JOURNAL_STREAM"))
     logging.basicConfig(
         level=max(level, logging.DEBUG),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=("" if under_journald else "%(asctime)s ") + "%(levelname)s %(name)s: %(message)s",
     )
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path or default_config_path()
@@ -266,6 +270,59 @@ def run(ctx: click.Context) -> None:
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)
     sys.exit(run_daemon(config_path))
+
+
+_HEALTH_STYLES = {
+    "ok": "green",
+    "failing": "yellow",
+    "gone": "red",
+    "disabled": "dim",
+    "new": "dim",
+}
+
+
+@main.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """A table of sources: health, last poll, result, next poll, entries, errors."""
+    config = _load(ctx)
+    store = _open_store(config)
+    try:
+        states = store.source_states()
+    except Exception as error:  # every driver has its own error types; all mean the same here
+        _fail(f"database {config.settings.database}: {error}")
+    finally:
+        store.close()
+    now = datetime.now(UTC)
+    view = overview(
+        states,
+        {name: source.title for name, source in config.sources.items()},
+        output_feeds(config),
+        base_url=config.settings.base_url,
+        now=now,
+    )
+    table = Table(title=f"aggregator: {len(view.sources)} sources", title_justify="left")
+    for heading in ("source", "health", "last poll", "result", "next poll"):
+        table.add_column(heading, no_wrap=heading != "source")
+    table.add_column("entries", justify="right")
+    table.add_column("errors", justify="right")
+    table.add_column("last error / detail", overflow="fold")
+    for row in view.sources:
+        result = (row.last_status or "—") + (f" ({row.http_status})" if row.http_status else "")
+        style = _HEALTH_STYLES.get(row.health, "")
+        table.add_row(
+            row.name,
+            f"[{style}]{row.health}[/{style}]" + (" (polling)" if row.polling_now else ""),
+            relative(row.last_polled_at, now),
+            result,
+            relative(row.next_poll_at, now) if row.next_poll_at else "never",
+            str(row.entries),
+            str(row.errors),
+            row.last_error or row.detail,
+        )
+    out.print(table)
+    counts = ", ".join(f"{health} {count}" for health, count in view.counts.items() if count)
+    out.print(f"{counts or 'no sources'}; {len(view.feeds)} output feeds", highlight=False)
 
 
 @main.group()

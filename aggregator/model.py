@@ -92,6 +92,17 @@ class SourceState:
     next_poll_at: datetime | None = None
     feed_title: str | None = None
     entry_count: int = 0
+    gone: bool = False  # answered 410: disabled until its URL changes or it is polled by name
+    host: str | None = None  # the host name of `url`, lower-case: what Retry-After applies to
+    host_not_before: datetime | None = None  # a Retry-After of any source on that host
+    http_status: int | None = None
+    last_ok_at: datetime | None = None
+    moved_from: str | None = None  # the URL a 301/308 moved the source away from
+    moved_at: datetime | None = None
+    ttl_minutes: int | None = None  # the feed's own hints, from its last parse
+    update_period_minutes: int | None = None
+    claimed_by: str | None = None  # the poller holding it now, until `lease_until`
+    lease_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +175,8 @@ class PollRecord:
     new_url: str | None = None  # a permanent redirect's target, used from now on
     error: str | None = None
     feed: ParsedFeed | None = None  # present when status is "ok"
+    # A 429/503 Retry-After: no source on this source's host is claimed before then.
+    host_not_before: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

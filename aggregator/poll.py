@@ -1,22 +1,28 @@
 """The refresh sequence: fetch → not modified? → unchanged? → parse → store → schedule.
 
-`poll_source` reads top to bottom as one poll of one source; `poll_pass` runs it
-over many sources concurrently, parsing in worker processes so both cores work
-and the event loop never blocks, and writing through one writer at a time.
+`poll_source` reads top to bottom as one poll of one claimed source; `poll_pass`
+runs it over many sources concurrently, parsing in worker processes so both cores
+work and the event loop never blocks, and writing through one writer at a time.
+Every poll ends in one `Store.record_poll` transaction that stores what it found,
+its next poll time and the release of its claim together.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import logging
+import os
 import random
+import socket
 import time
+import uuid
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -24,13 +30,25 @@ from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher, FetchError, FetchResponse
 from aggregator.model import ParsedFeed, PollRecord, SaveCounts, SourceState
 from aggregator.parse import ParseError, parse_document
-from aggregator.schedule import Outcome, Policy, next_poll, parse_max_age, parse_retry_after
+from aggregator.schedule import (
+    MAX_RETRY_AFTER,
+    Outcome,
+    Policy,
+    next_poll,
+    parse_max_age,
+    parse_retry_after,
+    publisher_hint,
+)
 from aggregator.store import Store
 
 log = logging.getLogger("aggregator.poll")
 
 # Below this many documents a process pool costs more to start than it saves.
 POOL_THRESHOLD = 8
+# Only these answers' Retry-After speaks for the whole host (RFC 9110 10.2.3, RFC 6585 4).
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+# No claim is shorter: a poller that dies is replaced after this long at worst.
+MIN_LEASE = timedelta(minutes=10)
 
 
 def utcnow() -> datetime:
@@ -39,17 +57,21 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class SourceResult:
-    """How one poll of one source ended, for summaries and logs."""
+    """How one poll of one source ended, for summaries, logs and metrics."""
 
     source: str
     url: str
-    status: str  # "ok", "not_modified", "unchanged", "error", "gone"
+    status: str  # "ok", "not_modified", "unchanged", "error", "gone"; "skipped": not polled
     counts: SaveCounts = field(default_factory=SaveCounts)
     error: str | None = None
     moved_to: str | None = None
     http_status: int | None = None
     duration: float = 0.0
     next_poll_at: datetime | None = None
+    fetch_seconds: float | None = None  # the HTTP exchange (or file read) alone
+    bytes: int = 0  # body bytes after decompression
+    host: str | None = None
+    host_not_before: datetime | None = None  # a Retry-After now holds its whole host
 
 
 @dataclass(slots=True)
@@ -74,7 +96,12 @@ class PollSummary:
 
 
 class Poller:
-    """Polls sources with one fetcher, one parser pool and one store writer."""
+    """Polls claimed sources with one fetcher, one parser pool and one store writer.
+
+    `owner` names this poller in the claims it takes; `rng` supplies the backoff
+    jitter (seeded in tests and benchmarks); `clock` is the time, injectable so a
+    simulated day takes seconds.
+    """
 
     def __init__(
         self,
@@ -84,59 +111,46 @@ class Poller:
         *,
         executor: Executor | None = None,
         clock: Callable[[], datetime] = utcnow,
+        owner: str | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.fetcher = fetcher
         self.executor = executor
         self.clock = clock
+        self.owner = owner or poller_id("poll")
+        self.rng = rng or random.Random()
         # SQLite takes one writer at a time; serialising here keeps the wait out of the database.
         self._write_lock = asyncio.Lock()
 
-    def _policy(self, source: SourceConfig) -> Policy:
-        settings = self.config.settings
-        return Policy(
-            interval=source.interval or settings.interval,
-            min_interval=settings.min_interval,
-            max_interval=settings.max_interval,
-        )
+    def policy(self, source: SourceConfig) -> Policy:
+        return policy_for(self.config, source)
 
     async def poll_source(self, state: SourceState) -> SourceResult:
-        """One poll of one source, start to finish. Never raises for a source's own faults."""
-        source = self.config.sources[state.name]
+        """One poll of one claimed source, start to finish. Never raises for a source's own
+        faults; its result (any result) releases the claim in the same transaction."""
+        source = self.config.sources.get(state.name)
         location = state.url or str(state.path)
+        if source is None:
+            # Removed from the configuration between the claim and now (a reload).
+            await asyncio.to_thread(self.store.release_claims, self.owner, [state.name])
+            return SourceResult(state.name, location, "skipped")
         started = time.monotonic()
         try:
             response = await self._fetch(state)
         except FetchError as error:
             return await self._failed(state, source, location, error, started)
 
-        now = self.clock()
-        outcome_headers = _header_hints(response, now)
         if response.not_modified:
-            return await self._finish(
-                state,
-                source,
-                location,
-                "not_modified",
-                started,
-                response=response,
-                hints=outcome_headers,
-            )
+            return await self._finish(state, source, location, "not_modified", started, response)
 
         body_hash = hashlib.blake2b(response.body, digest_size=16).hexdigest()
         if body_hash == state.body_hash:
             # Same bytes as last time: nothing to parse, but the validators may be new
             # (a `touch`ed file on Apache changes its ETag) and must still be stored.
             return await self._finish(
-                state,
-                source,
-                location,
-                "unchanged",
-                started,
-                response=response,
-                hints=outcome_headers,
-                body_hash=body_hash,
+                state, source, location, "unchanged", started, response, body_hash=body_hash
             )
 
         try:
@@ -147,15 +161,7 @@ class Poller:
             return await self._failed(state, source, location, error, started, response)
 
         return await self._finish(
-            state,
-            source,
-            location,
-            "ok",
-            started,
-            response=response,
-            hints=outcome_headers,
-            body_hash=body_hash,
-            feed=feed,
+            state, source, location, "ok", started, response, body_hash=body_hash, feed=feed
         )
 
     async def _fetch(self, state: SourceState) -> FetchResponse:
@@ -188,17 +194,19 @@ class Poller:
         response: FetchResponse | None = None,
     ) -> SourceResult:
         now = self.clock()
-        status = "error"
         http_status = getattr(error, "status", None)
-        if http_status == 410:
-            status = "gone"
-        retry_after = parse_retry_after(getattr(error, "retry_after", None), now)
-        errors = state.error_count + 1
+        status = "gone" if http_status == 410 else "error"
+        retry_after = None
+        host_not_before = None
+        if http_status in RETRY_AFTER_STATUSES:
+            retry_after = parse_retry_after(getattr(error, "retry_after", None), now)
+            if retry_after is not None and state.host:
+                host_not_before = now + min(retry_after, MAX_RETRY_AFTER)
         when = next_poll(
-            self._policy(source),
-            Outcome(status=status, error_count=errors, retry_after=retry_after),
+            self.policy(source),
+            Outcome(status=status, error_count=state.error_count + 1, retry_after=retry_after),
             now,
-            jitter=random.uniform(-1, 1),
+            jitter=self.rng.random(),
         )
         record = PollRecord(
             source=state.name,
@@ -207,6 +215,7 @@ class Poller:
             next_poll_at=when,
             http_status=http_status if http_status else (response.status if response else None),
             error=str(error),
+            host_not_before=host_not_before,
         )
         await self._write(record)
         result = SourceResult(
@@ -217,8 +226,28 @@ class Poller:
             http_status=record.http_status,
             duration=time.monotonic() - started,
             next_poll_at=when,
+            fetch_seconds=response.elapsed if response else None,
+            bytes=len(response.body) if response else 0,
+            host=state.host,
+            host_not_before=host_not_before,
         )
         _log_result(result)
+        if status == "gone":
+            log.warning(
+                "source %s: %s answered 410 Gone: polling stopped; give it a new url "
+                "(or run `aggregator poll --source %s`) to start again",
+                state.name,
+                location,
+                state.name,
+            )
+        if host_not_before is not None:
+            log.warning(
+                "host %s asked us to wait (HTTP %s, Retry-After): no source on it is polled "
+                "before %s",
+                state.host,
+                http_status,
+                host_not_before.isoformat(timespec="seconds"),
+            )
         return result
 
     async def _finish(
@@ -228,18 +257,24 @@ class Poller:
         location: str,
         status: str,
         started: float,
-        *,
         response: FetchResponse,
-        hints: Outcome,
+        *,
         body_hash: str | None = None,
         feed: ParsedFeed | None = None,
     ) -> SourceResult:
         now = self.clock()
-        when = next_poll(
-            self._policy(source),
-            Outcome(status=status, max_age=hints.max_age, retry_after=hints.retry_after),
-            now,
+        hint = (
+            publisher_hint(feed.ttl_minutes, feed.update_period_minutes)
+            if feed is not None
+            else publisher_hint(state.ttl_minutes, state.update_period_minutes)
         )
+        headers = response.headers
+        outcome = Outcome(
+            status=status,
+            max_age=parse_max_age(headers.get("cache-control"), headers.get("age")),
+            hint=hint,
+        )
+        when = next_poll(self.policy(source), outcome, now)
         record = PollRecord(
             source=state.name,
             polled_at=now,
@@ -268,6 +303,9 @@ class Poller:
             http_status=record.http_status,
             duration=time.monotonic() - started,
             next_poll_at=when,
+            fetch_seconds=response.elapsed,
+            bytes=len(response.body),
+            host=state.host,
         )
         _log_result(result)
         return result
@@ -275,6 +313,16 @@ class Poller:
     async def _write(self, record: PollRecord) -> SaveCounts:
         async with self._write_lock:
             return await asyncio.to_thread(self.store.record_poll, record)
+
+    async def poll_one(self, state: SourceState) -> SourceResult:
+        """`poll_source`, where a bug costs this one source (logged, its claim released)."""
+        try:
+            return await self.poll_source(state)
+        except Exception as error:  # a bug must cost one source, never the pass
+            log.exception("source %s: unexpected failure", state.name)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.store.release_claims, self.owner, [state.name])
+            return SourceResult(state.name, state.url or "", "error", error=repr(error))
 
     async def poll_pass(
         self,
@@ -288,11 +336,7 @@ class Poller:
 
         async def one(state: SourceState) -> None:
             async with in_flight:
-                try:
-                    result = await self.poll_source(state)
-                except Exception as error:  # a bug must cost one source, never the pass
-                    log.exception("source %s: unexpected failure", state.name)
-                    result = SourceResult(state.name, state.url or "", "error", error=repr(error))
+                result = await self.poll_one(state)
             summary.results.append(result)
             if on_result is not None:
                 on_result(result)
@@ -301,29 +345,57 @@ class Poller:
         return summary
 
 
-def _header_hints(response: FetchResponse, now: datetime) -> Outcome:
-    return Outcome(
-        status="ok",
-        max_age=parse_max_age(response.headers.get("cache-control")),
-        retry_after=None,
+def policy_for(config: Config, source: SourceConfig) -> Policy:
+    settings = config.settings
+    return Policy(
+        interval=source.interval or settings.interval,
+        min_interval=settings.min_interval,
+        max_interval=settings.max_interval,
+    )
+
+
+def lease_for(config: Config, batch: int) -> timedelta:
+    """How long a claim of `batch` sources must last: long enough for each of them to
+    wait its turn for a connection and then use its whole timeout, with room to spare."""
+    settings = config.settings
+    rounds = -(-max(batch, 1) // max(1, settings.concurrency))
+    return max(MIN_LEASE, settings.timeout * (rounds + 2))
+
+
+def poller_id(role: str) -> str:
+    """A name for this process in claims: unique across hosts, readable in the database."""
+    return f"{role}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def new_fetcher(config: Config) -> Fetcher:
+    settings = config.settings
+    return Fetcher(
+        user_agent=settings.user_agent,
+        timeout=settings.timeout.total_seconds(),
+        max_bytes=settings.max_bytes,
+        concurrency=settings.concurrency,
+        per_host=settings.per_host,
     )
 
 
 def _log_result(result: SourceResult) -> None:
+    """One line per poll, key=value so journald readers can grep and parse it."""
     level = logging.WARNING if result.status in ("error", "gone") else logging.INFO
     log.log(
         level,
-        "poll source=%s url=%s status=%s http=%s duration=%.3fs new=%d updated=%d "
-        "duplicates=%d next=%s%s",
+        "poll source=%s url=%s status=%s http=%s duration=%.3fs bytes=%d new=%d updated=%d "
+        "duplicates=%d next=%s%s%s",
         result.source,
         result.url,
         result.status,
         result.http_status or "-",
         result.duration,
+        result.bytes,
         result.counts.new,
         result.counts.updated,
         result.counts.duplicates,
         result.next_poll_at.isoformat(timespec="seconds") if result.next_poll_at else "-",
+        f" moved_to={result.moved_to}" if result.moved_to else "",
         f" error={result.error!r}" if result.error else "",
     )
 
@@ -349,33 +421,31 @@ async def run_pass(
     on_result: Callable[[SourceResult], None] | None = None,
     executor: Executor | None = None,
 ) -> PollSummary:
-    """One polling pass over due sources (every enabled one with `force`, or `names`)."""
+    """One polling pass over due sources (every enabled one with `force`, or `names`).
+
+    The sources are claimed first, as the daemon claims them, so a pass run beside a
+    daemon on the same database never polls a source the daemon is polling.
+    """
     now = clock()
-    states = (
-        store.due_sources(now, names=names if names else None)
-        if not force
-        else [s for s in store.source_states() if s.enabled and s.name in config.sources]
-    )
-    if force and names:
-        states = [s for s in states if s.name in names]
+    owner = poller_id("cli")
+    lease = lease_for(config, len(config.sources))
+    if force or names:
+        wanted = [name for name in config.sources if not names or name in names]
+        states = store.claim_named(wanted, now, owner=owner, lease=lease)
+    else:
+        states = store.claim_due(now, owner=owner, lease=lease, limit=max(1, len(config.sources)))
     states = [s for s in states if s.name in config.sources]
     if on_start is not None:
         on_start(len(states))
     if not states:
         return PollSummary()
-    settings = config.settings
     own_pool = executor is None
     pool = executor if executor is not None else parser_pool(len(states))
     try:
-        async with Fetcher(
-            user_agent=settings.user_agent,
-            timeout=settings.timeout.total_seconds(),
-            max_bytes=settings.max_bytes,
-            concurrency=settings.concurrency,
-            per_host=settings.per_host,
-        ) as fetcher:
-            poller = Poller(config, store, fetcher, executor=pool, clock=clock)
+        async with new_fetcher(config) as fetcher:
+            poller = Poller(config, store, fetcher, executor=pool, clock=clock, owner=owner)
             return await poller.poll_pass(states, on_result=on_result)
     finally:
+        store.release_claims(owner)
         if own_pool and pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -1,21 +1,44 @@
-"""When to poll a source next: a pure function of its state, the last outcome and `now`.
+"""When to poll a source next: pure functions of its state, the last outcome and `now`.
 
-Polling state lives in the database (`next_poll_at`), so any process that ticks
-often enough is a scheduler and a restart loses no timer.
+Polling state lives in the database (`next_poll_at`, a host's Retry-After), so any
+process that ticks often enough is a scheduler and a restart loses no timer.
+
+The rules of `next_poll`, in order:
+
+1. A success (200, 304, unchanged body) waits the source's interval, lengthened —
+   never shortened — by the publisher's hints: `Cache-Control: max-age` and the
+   feed's RSS `<ttl>` / `sy:updatePeriod` + `sy:updateFrequency`. Polling sooner than
+   the publisher says anything can change only costs them requests.
+2. A failure backs off exponentially: interval × 2^(errors − 1), at most
+   max_interval, less a random part of up to `JITTER` of it, so sources that failed
+   together (one host down) do not retry together. A success resets the count (the
+   store does), so the next delay is the plain interval again.
+3. The result is kept within [min_interval, max_interval].
+4. `Retry-After` (429/503) is a floor above everything, max_interval included: the
+   publisher asked explicitly. Only an absurd one is cut, at `MAX_RETRY_AFTER`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-# Failures back off exponentially from the source's interval, doubling per
-# consecutive error, but never beyond max_interval.
-_MAX_BACKOFF_EXPONENT = 10
-# +/- this fraction of the delay, so sources that failed together do not retry together.
-_JITTER = 0.1
+from aggregator.model import SourceState
+
+SUCCESS = frozenset({"ok", "not_modified", "unchanged"})
+# Doubling stops here; max_interval caps long before for any sane interval.
+_MAX_BACKOFF_EXPONENT = 16
+# Up to this fraction of a backoff delay is taken off at random. Taking off (rather
+# than adding) keeps a backoff pinned at max_interval spread out below it.
+JITTER = 0.2
+# A Retry-After of months is a server's mistake; a week is the most we honour.
+MAX_RETRY_AFTER = timedelta(days=7)
+# Sources due at once (new, or overdue after downtime) start within this window, or
+# within their interval when that is shorter, each at its own fixed offset in it.
+FIRST_POLL_SPREAD = timedelta(seconds=60)
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 
 
@@ -34,27 +57,67 @@ class Outcome:
 
     status: str  # "ok", "not_modified", "unchanged", "error", "gone"
     error_count: int = 0  # consecutive errors including this one
-    retry_after: timedelta | None = None  # from a Retry-After header
-    max_age: timedelta | None = None  # from Cache-Control: max-age
+    retry_after: timedelta | None = None  # from a 429/503 Retry-After header
+    max_age: timedelta | None = None  # from Cache-Control: max-age (less Age)
+    hint: timedelta | None = None  # the feed's own <ttl> / sy:updatePeriod
 
 
 def next_poll(policy: Policy, outcome: Outcome, now: datetime, jitter: float = 0.0) -> datetime:
     """The earliest time the source may be polled again.
 
-    `jitter` in [-1, 1] spreads retries; callers pass a random value, tests pass 0.
+    `jitter` in [0, 1] is how much of `JITTER` a failure's backoff loses; callers pass
+    a random value, tests pass fixed ones. Successes ignore it.
     """
-    delay = policy.interval
-    if outcome.status == "error" and outcome.error_count > 0:
-        exponent = min(outcome.error_count - 1, _MAX_BACKOFF_EXPONENT)
-        delay = policy.interval * (2**exponent)
-        delay += delay * _JITTER * max(-1.0, min(1.0, jitter))
-    if outcome.max_age is not None:
-        delay = max(delay, outcome.max_age)
+    if outcome.status in SUCCESS:
+        delay = max(
+            policy.interval,
+            outcome.max_age or timedelta(0),
+            outcome.hint or timedelta(0),
+        )
+    elif outcome.status == "error":
+        exponent = min(max(outcome.error_count, 1) - 1, _MAX_BACKOFF_EXPONENT)
+        delay = min(policy.interval * (2**exponent), policy.max_interval)
+        # After the cap, so that backoffs pinned at max_interval still spread out.
+        delay -= delay * JITTER * max(0.0, min(1.0, jitter))
+    else:  # "gone": never claimed again, but the row still gets a plausible time
+        delay = policy.max_interval
     delay = max(policy.min_interval, min(delay, policy.max_interval))
     if outcome.retry_after is not None:
-        # The publisher asked explicitly; that outranks our own ceiling.
-        delay = max(delay, outcome.retry_after)
+        delay = max(delay, min(outcome.retry_after, MAX_RETRY_AFTER))
     return now + delay
+
+
+def publisher_hint(ttl_minutes: int | None, update_period_minutes: int | None) -> timedelta | None:
+    """The longer of the feed's <ttl> and sy:updatePeriod/Frequency, if it gave either."""
+    given = [minutes for minutes in (ttl_minutes, update_period_minutes) if minutes]
+    return timedelta(minutes=max(given)) if given else None
+
+
+def first_poll(name: str, now: datetime, window: timedelta) -> datetime:
+    """When a source due at once should really start: a fixed offset in `window` that
+    depends only on its name, so a restart spreads its polls the same way every time
+    and no host gets all its sources' requests in the same second."""
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
+    fraction = int.from_bytes(digest, "big") / 2**64
+    return now + window * fraction
+
+
+def spread_window(policy: Policy, *, remote: bool) -> timedelta:
+    """How widely a source's first poll may be put off: never past one interval, and
+    not at all for local files, which cost no publisher anything."""
+    if not remote:
+        return timedelta(0)
+    return min(policy.interval, FIRST_POLL_SPREAD)
+
+
+def due_at(state: SourceState) -> datetime | None:
+    """When the source will really be claimed next: its own time or its host's Retry-After,
+    whichever is later; None when never (gone, disabled) or at once (never polled)."""
+    if state.gone or not state.enabled or state.next_poll_at is None:
+        return None
+    if state.host_not_before is not None and state.host_not_before > state.next_poll_at:
+        return state.host_not_before
+    return state.next_poll_at
 
 
 def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
@@ -73,12 +136,18 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     return max(timedelta(0), when - now)
 
 
-def parse_max_age(cache_control: str | None) -> timedelta | None:
-    """Cache-Control max-age as a delay, unless the response forbids caching outright."""
+def parse_max_age(cache_control: str | None, age: str | None = None) -> timedelta | None:
+    """How long the response stays fresh: Cache-Control max-age less the Age the response
+    already has; None when absent or when the response forbids caching outright."""
     if not cache_control:
         return None
     lowered = cache_control.lower()
     if "no-store" in lowered or "no-cache" in lowered:
         return None
     match = _MAX_AGE.search(cache_control)
-    return timedelta(seconds=int(match.group(1))) if match else None
+    if not match:
+        return None
+    fresh = int(match.group(1))
+    if age is not None and age.strip().isdigit():
+        fresh = max(0, fresh - int(age.strip()))
+    return timedelta(seconds=fresh)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import alembic.command
 import alembic.config
@@ -48,7 +49,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine, Row, make_url
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.types import DateTime
 
 from aggregator import dedupe
@@ -148,6 +149,24 @@ sources = Table(
     # False once removed from the configuration; the row stays so its history does.
     Column("configured", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # Migration 0003_polling: the daemon's polling state.
+    Column("host", String(255), index=True),  # of `url`, lower-case: what Retry-After binds
+    Column("claimed_by", String(200)),  # the poller holding the source …
+    Column("lease_until", UTCDateTime),  # … until then; afterwards anyone may claim it
+    Column("ttl_minutes", Integer),
+    Column("update_period_minutes", Integer),
+    Column("last_ok_at", UTCDateTime),
+    Column("moved_from", Text),  # the URL a 301/308 moved the source away from
+    Column("moved_at", UTCDateTime),
+)
+
+# A 429/503 Retry-After from one source binds every source on its host until `not_before`.
+hosts = Table(
+    "hosts",
+    metadata,
+    Column("host", String(255), primary_key=True),
+    Column("not_before", UTCDateTime, nullable=False),
+    Column("reason", Text),
 )
 
 # stories.face_entry_id deliberately has no foreign key: entries already point at
@@ -342,6 +361,7 @@ class Store:
                             "error_count": 0,
                             "configured": True,
                             "created_at": now,
+                            "host": host_of(source.url),
                         }
                     )
                     continue
@@ -355,12 +375,17 @@ class Store:
                     values |= {
                         "configured_url": source.url,
                         "url": source.url,
+                        "host": host_of(source.url),
                         "etag": None,
                         "last_modified": None,
                         "body_hash": None,
                         "gone": False,
                         "error_count": 0,
                         "next_poll_at": None,
+                        "moved_from": None,
+                        "moved_at": None,
+                        "ttl_minutes": None,
+                        "update_period_minutes": None,
                     }
                 if any(getattr(row, column) != value for column, value in values.items()):
                     conn.execute(update(sources).where(sources.c.id == row.id).values(values))
@@ -414,6 +439,105 @@ class Store:
         with self._engine.connect() as conn:
             return [_source_state(row) for row in conn.execute(query)]
 
+    # -- claims ----------------------------------------------------------------
+
+    def claim_due(
+        self, now: datetime, *, owner: str, lease: timedelta, limit: int
+    ) -> list[SourceState]:
+        """Take up to `limit` due sources for `owner` until `now + lease`, most overdue first.
+
+        Due: configured, enabled, not gone, next poll time come (or never polled), no
+        live lease held by anyone, and no Retry-After holding back its host. One
+        transaction: on PostgreSQL the candidate rows are locked `FOR UPDATE SKIP
+        LOCKED`, so concurrent pollers each take different sources without waiting on
+        one another; on SQLite the write lock taken at BEGIN IMMEDIATE does the same.
+        The lease is released by `record_poll` (or `release_claims`); a poller that dies
+        holding one loses it when it runs out, and the source is claimed again.
+        """
+        if limit <= 0:
+            return []
+        candidates = (
+            select(sources.c.id)
+            .where(sources.c.configured, sources.c.enabled, ~sources.c.gone)
+            .where(sources.c.next_poll_at.is_(None) | (sources.c.next_poll_at <= now))
+            .where(_unleased(now), _host_open(now))
+            .order_by(sources.c.next_poll_at.asc().nulls_first(), sources.c.name)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=sources)
+        )
+        return self._claim(candidates, now, owner, lease)
+
+    def claim_named(
+        self, names: Collection[str], now: datetime, *, owner: str, lease: timedelta
+    ) -> list[SourceState]:
+        """Take these configured, enabled sources whatever their schedule (gone ones too,
+        since someone asked for them by name), skipping any another poller holds now."""
+        candidates = (
+            select(sources.c.id)
+            .where(sources.c.configured, sources.c.enabled, sources.c.name.in_(list(names)))
+            .where(_unleased(now))
+            .order_by(sources.c.name)
+            .with_for_update(skip_locked=True, of=sources)
+        )
+        return self._claim(candidates, now, owner, lease)
+
+    def _claim(
+        self, candidates: Select[Any], now: datetime, owner: str, lease: timedelta
+    ) -> list[SourceState]:
+        with self._write() as conn:
+            ids = list(conn.scalars(candidates))
+            if not ids:
+                return []
+            for chunk in _chunks(ids):
+                conn.execute(
+                    update(sources)
+                    .where(sources.c.id.in_(chunk))
+                    .values(claimed_by=owner, lease_until=now + lease)
+                )
+            order = {source_id: index for index, source_id in enumerate(ids)}
+            rows: list[Row[Any]] = []
+            for chunk in _chunks(ids):
+                rows.extend(conn.execute(_source_state_query().where(sources.c.id.in_(chunk))))
+        rows.sort(key=lambda row: order[row.id])
+        return [_source_state(row) for row in rows]
+
+    def release_claims(self, owner: str, names: Collection[str] | None = None) -> int:
+        """Give back `owner`'s leases (all, or these sources') without recording a poll,
+        so polls abandoned at shutdown are due again at once; returns how many."""
+        statement = update(sources).where(sources.c.claimed_by == owner)
+        if names is not None:
+            statement = statement.where(sources.c.name.in_(list(names)))
+        with self._write() as conn:
+            return conn.execute(statement.values(claimed_by=None, lease_until=None)).rowcount
+
+    def overdue_sources(self, now: datetime) -> list[SourceState]:
+        """Unclaimed sources that would be claimed now: never polled, or their time passed."""
+        query = (
+            _source_state_query()
+            .where(sources.c.configured, sources.c.enabled, ~sources.c.gone)
+            .where(sources.c.next_poll_at.is_(None) | (sources.c.next_poll_at <= now))
+            .where(_unleased(now))
+            .order_by(sources.c.name)
+        )
+        with self._engine.connect() as conn:
+            return [_source_state(row) for row in conn.execute(query)]
+
+    def reschedule(self, times: Mapping[str, datetime], now: datetime) -> int:
+        """Move these sources' next poll to the given times, for those still overdue and
+        unclaimed (so a poller that took one meanwhile keeps it); returns how many moved."""
+        if not times:
+            return 0
+        moved = 0
+        with self._write() as conn:
+            for name, when in times.items():
+                moved += conn.execute(
+                    update(sources)
+                    .where(sources.c.name == name, _unleased(now))
+                    .where(sources.c.next_poll_at.is_(None) | (sources.c.next_poll_at <= now))
+                    .values(next_poll_at=when)
+                ).rowcount
+        return moved
+
     # -- polls ---------------------------------------------------------------
 
     def record_poll(self, record: PollRecord) -> SaveCounts:
@@ -428,17 +552,26 @@ class Store:
         incoming = _incoming(record.feed.entries) if record.feed is not None else []
         with self._write() as conn:
             source = conn.execute(
-                select(sources.c.id, sources.c.feed_title, sources.c.site_link).where(
-                    sources.c.name == record.source
-                )
+                select(
+                    sources.c.id,
+                    sources.c.feed_title,
+                    sources.c.site_link,
+                    sources.c.url,
+                    sources.c.host,
+                ).where(sources.c.name == record.source)
             ).one_or_none()
             if source is None:
                 raise UnknownSourceError(record.source)
-            conn.execute(
-                update(sources)
-                .where(sources.c.id == source.id)
-                .values(_polling_state(record, sources.c.error_count))
-            )
+            values = _polling_state(record, sources.c.error_count)
+            if record.new_url and record.new_url != source.url:
+                values |= {
+                    "moved_from": source.url,
+                    "moved_at": record.polled_at,
+                    "host": host_of(record.new_url),
+                }
+            conn.execute(update(sources).where(sources.c.id == source.id).values(values))
+            if record.host_not_before is not None and source.host:
+                _hold_host(conn, source.host, record.host_not_before, record.error)
             counts = _save_entries(conn, source.id, record.source, incoming, record.polled_at)
             feed = record.feed
             # The source's title, home page and URL show in every output entry's <source>.
@@ -574,7 +707,12 @@ def _source_state_query() -> Select[Any]:
         .where(entries.c.source_id == sources.c.id)
         .scalar_subquery()
     )
-    return select(sources, entry_count.label("entry_count"))
+    host_not_before = (
+        select(hosts.c.not_before).where(hosts.c.host == sources.c.host).scalar_subquery()
+    )
+    return select(
+        sources, entry_count.label("entry_count"), host_not_before.label("host_not_before")
+    )
 
 
 def _source_state(row: Row[Any]) -> SourceState:
@@ -592,6 +730,17 @@ def _source_state(row: Row[Any]) -> SourceState:
         next_poll_at=row.next_poll_at,
         feed_title=row.feed_title,
         entry_count=row.entry_count,
+        gone=row.gone,
+        host=row.host,
+        host_not_before=row.host_not_before,
+        http_status=row.http_status,
+        last_ok_at=row.last_ok_at,
+        moved_from=row.moved_from,
+        moved_at=row.moved_at,
+        ttl_minutes=row.ttl_minutes,
+        update_period_minutes=row.update_period_minutes,
+        claimed_by=row.claimed_by,
+        lease_until=row.lease_until,
     )
 
 
@@ -603,7 +752,12 @@ def _polling_state(record: PollRecord, error_count: Any) -> dict[str, Any]:
         "next_poll_at": record.next_poll_at,
         "http_status": record.http_status,
         "error_count": error_count + 1 if record.status == "error" else 0,
+        # The poll's result ends its claim, in the transaction that stores what it found.
+        "claimed_by": None,
+        "lease_until": None,
     }
+    if record.status in ("ok", "not_modified", "unchanged"):
+        values["last_ok_at"] = record.polled_at
     if record.validators is not None:
         values["etag"] = record.validators.etag
         values["last_modified"] = record.validators.last_modified
@@ -619,7 +773,61 @@ def _polling_state(record: PollRecord, error_count: Any) -> dict[str, Any]:
     if record.feed is not None:
         values["feed_title"] = record.feed.title
         values["site_link"] = record.feed.link
+        values["ttl_minutes"] = record.feed.ttl_minutes
+        values["update_period_minutes"] = record.feed.update_period_minutes
     return values
+
+
+def host_of(url: str | None) -> str | None:
+    """The lower-case host name of an http(s) URL; None for none or an unreadable one."""
+    if not url:
+        return None
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    return host.lower() if host else None
+
+
+def _unleased(now: datetime) -> ColumnElement[bool]:
+    return sources.c.lease_until.is_(None) | (sources.c.lease_until <= now)
+
+
+def _host_open(now: datetime) -> ColumnElement[bool]:
+    held = (
+        exists()
+        .where(hosts.c.host == sources.c.host)
+        .where(hosts.c.not_before > now)
+        .correlate(sources)
+    )
+    return ~held
+
+
+def _hold_host(conn: Connection, host: str, not_before: datetime, reason: str | None) -> None:
+    """Keep every source on `host` unclaimed until `not_before` (the later of two holds)."""
+    # Read-then-write is safe on SQLite (one writer); PostgreSQL gets an upsert, since
+    # two pollers may record a 429 from one host at once.
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement = pg_insert(hosts).values(host=host, not_before=not_before, reason=reason)
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[hosts.c.host],
+                set_={
+                    "not_before": func.greatest(hosts.c.not_before, statement.excluded.not_before),
+                    "reason": statement.excluded.reason,
+                },
+            )
+        )
+        return
+    current = conn.scalar(select(hosts.c.not_before).where(hosts.c.host == host))
+    if current is None:
+        conn.execute(insert(hosts).values(host=host, not_before=not_before, reason=reason))
+    elif current < not_before:
+        conn.execute(
+            update(hosts).where(hosts.c.host == host).values(not_before=not_before, reason=reason)
+        )
 
 
 # -- saving entries ----------------------------------------------------------

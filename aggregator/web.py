@@ -1,19 +1,25 @@
-"""The HTTP service: output feeds, the OPML list and health, over Starlette.
+"""The HTTP service over Starlette: output feeds, the OPML list, health, metrics, status.
 
-Rendered feeds are cached by (feed, format, query, limit) and keyed on the
-store's data version, so a reader's poll of an unchanged feed costs one small
-query and no rendering; conditional requests are answered 304 from the cache.
+Rendered feeds are cached per (feed, format, query, limit) together with their gzip
+form, and keyed on the store's data version. The version is watched in-process
+(`DataVersion`): the daemon's poller marks it stale whenever it stores a poll, and
+otherwise it is re-read at most once a second (for writers in other processes), so
+a reader's poll of an unchanged feed costs no database access at all — a dict
+lookup and, usually, a 304.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import hashlib
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
 from starlette.applications import Starlette
@@ -21,15 +27,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from aggregator import __version__
 from aggregator.config import Config
 from aggregator.filters import Query, QueryError, parse_query
+from aggregator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from aggregator.metrics import Metrics
 from aggregator.outputs import OutputFeed, output_feeds
-from aggregator.publish import FORMATS, Rendered, render_feed
+from aggregator.pages import status_page
+from aggregator.publish import FORMATS, render_feed
 from aggregator.render import FeedContext, render_opml
+from aggregator.status import overview
 from aggregator.store import Store
 
 log = logging.getLogger("aggregator.web")
@@ -39,13 +49,68 @@ MAX_QUERY_LENGTH = 500
 CACHE_ENTRIES = 512
 # Readers may reuse a response this long without asking; conditional requests stay cheap after.
 CACHE_CONTROL = "public, max-age=60"
+# Writers in other processes (`aggregator poll`, other hosts on PostgreSQL) are noticed
+# within this long; the daemon's own poller is noticed at once.
+VERSION_RECHECK = 1.0
+# Level 6: nearly level 9's size at a fraction of the CPU, paid once per render.
+GZIP_LEVEL = 6
+GZIP_MIN_SIZE = 500
+
+
+class DataVersion:
+    """The store's data version, read at most every `recheck` seconds unless marked stale."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        recheck: float = VERSION_RECHECK,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._recheck = recheck
+        self._monotonic = monotonic
+        self._value: int | None = None
+        self._read_at = 0.0
+        self._lock = threading.Lock()
+
+    def mark_stale(self) -> None:
+        """Something was written: the next `current` reads the version again."""
+        self._value = None
+
+    def fresh(self) -> int | None:
+        """The known version if it may still be trusted, without touching the database."""
+        value = self._value
+        if value is None or self._monotonic() - self._read_at >= self._recheck:
+            return None
+        return value
+
+    def current(self) -> int:
+        """The version, read from the database only when stale (blocking: call in a thread)."""
+        value = self.fresh()
+        if value is not None:
+            return value
+        with self._lock:
+            value = self.fresh()
+            if value is None:
+                read_at = self._monotonic()
+                value = self._store.data_version()
+                self._value, self._read_at = value, read_at
+            return value
 
 
 @dataclass(slots=True)
 class _Cached:
     version: int
-    rendered: Rendered
-    etag: str
+    body: bytes
+    gzipped: bytes | None
+    media_type: str
+    etag: str  # of the identity body; the gzip form's is etag_gzip
+    last_modified: datetime  # when this output last changed, as far as this process saw
+
+    @property
+    def etag_gzip(self) -> str:
+        return self.etag[:-1] + '-gz"'
 
 
 @dataclass(slots=True)
@@ -56,21 +121,33 @@ class WebState:
     store: Store
     scheduler_alive: Callable[[], bool] = lambda: True
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    metrics: Metrics = field(default_factory=Metrics)
+    versions: DataVersion | None = None
     feeds: dict[str, OutputFeed] = field(default_factory=dict)
     cache: OrderedDict[tuple[str, str, str, int | None], _Cached] = field(
         default_factory=OrderedDict
     )
+    opml: _Cached | None = None
 
     def __post_init__(self) -> None:
         self.feeds = output_feeds(self.config)
+        if self.versions is None:
+            self.versions = DataVersion(self.store)
 
     def reconfigure(self, config: Config) -> None:
         self.config = config
         self.feeds = output_feeds(config)
         self.cache.clear()
+        self.opml = None
+
+    def data_changed(self) -> None:
+        assert self.versions is not None
+        self.versions.mark_stale()
 
 
 def create_app(state: WebState) -> Starlette:
+    metrics = state.metrics
+
     async def feed(request: Request) -> Response:
         name = request.path_params["name"]
         fmt = request.path_params["fmt"]
@@ -81,32 +158,38 @@ def create_app(state: WebState) -> Starlette:
             extra, limit = _query_params(request)
         except ValueError as error:
             return PlainTextResponse(f"{error}\n", status_code=400)
-        cached = await run_in_threadpool(_rendered, state, output, fmt, extra, limit)
-        headers = {"ETag": cached.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
-        if cached.rendered.last_modified is not None:
-            headers["Last-Modified"] = format_datetime(cached.rendered.last_modified, usegmt=True)
-        if _not_modified(request, cached):
-            return Response(status_code=304, headers=headers)
-        return Response(
-            cached.rendered.body, media_type=cached.rendered.media_type, headers=headers
-        )
+        key = (output.name, fmt, extra.text if extra else "", limit)
+        assert state.versions is not None
+        version = state.versions.fresh()
+        if version is None:
+            version = await run_in_threadpool(state.versions.current)
+        cached = state.cache.get(key)
+        if cached is not None and cached.version == version:
+            state.cache.move_to_end(key)
+            metrics.render_cache.labels("hit").inc()
+        else:
+            metrics.render_cache.labels("miss").inc()
+            cached = await run_in_threadpool(_render, state, key, output, version, extra, limit)
+        return _answer(request, cached, metrics)
 
     async def opml(request: Request) -> Response:
-        ctx = FeedContext(
-            base_url=state.config.settings.base_url,
-            now=state.clock(),
-            generator=f"aggregator {__version__}",
-        )
-        body = render_opml(list(state.feeds.values()), ctx)
-        return Response(body, media_type="text/x-opml; charset=utf-8")
+        if state.opml is None:
+            ctx = FeedContext(
+                base_url=state.config.settings.base_url,
+                now=state.clock(),
+                generator=f"aggregator {__version__}",
+            )
+            body = render_opml(list(state.feeds.values()), ctx)
+            state.opml = _cached(0, body, "text/x-opml; charset=utf-8", None, state.clock())
+        return _answer(request, state.opml, metrics)
 
     async def healthz(request: Request) -> Response:
         checks: dict[str, str] = {}
         healthy = True
         try:
-            await run_in_threadpool(state.store.ping)
+            await asyncio.wait_for(run_in_threadpool(state.store.ping), timeout=10)
             checks["database"] = "ok"
-        except Exception as error:  # any driver error means "not answering"
+        except Exception as error:  # any driver error (or none in time) means "not answering"
             checks["database"] = f"error: {type(error).__name__}: {error}"
             healthy = False
         if state.scheduler_alive():
@@ -115,14 +198,36 @@ def create_app(state: WebState) -> Starlette:
             checks["scheduler"] = "stalled"
             healthy = False
         body = {"status": "ok" if healthy else "unavailable", "version": __version__, **checks}
-        return JSONResponse(body, status_code=200 if healthy else 503)
+        return JSONResponse(
+            body, status_code=200 if healthy else 503, headers={"Cache-Control": "no-store"}
+        )
 
+    async def metrics_route(request: Request) -> Response:
+        return Response(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
+
+    async def status(request: Request) -> Response:
+        states = await run_in_threadpool(state.store.source_states)
+        config = state.config
+        view = overview(
+            states,
+            {name: source.title for name, source in config.sources.items()},
+            state.feeds,
+            base_url=config.settings.base_url,
+            now=state.clock(),
+        )
+        return HTMLResponse(status_page(view), headers={"Cache-Control": "no-store"})
+
+    # Feeds and the OPML list carry their own cached gzip form; only the pages made per
+    # request (status, metrics) are compressed on the way out.
+    compress = [Middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=GZIP_LEVEL)]
     routes = [
+        Route("/", status, middleware=compress),
         Route("/feeds/{name:str}.{fmt:str}", feed),
         Route("/feeds.opml", opml),
         Route("/healthz", healthz),
+        Route("/metrics", metrics_route, middleware=compress),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(GZipMiddleware, minimum_size=500)])
+    return Starlette(routes=routes)
 
 
 def _query_params(request: Request) -> tuple[Query | None, int | None]:
@@ -145,43 +250,104 @@ def _query_params(request: Request) -> tuple[Query | None, int | None]:
     return extra, limit
 
 
-def _rendered(
-    state: WebState, output: OutputFeed, fmt: str, extra: Query | None, limit: int | None
+def _render(
+    state: WebState,
+    key: tuple[str, str, str, int | None],
+    output: OutputFeed,
+    version: int,
+    extra: Query | None,
+    limit: int | None,
 ) -> _Cached:
-    version = state.store.data_version()
-    key = (output.name, fmt, extra.text if extra else "", limit)
-    cached = state.cache.get(key)
-    if cached is not None and cached.version == version:
-        state.cache.move_to_end(key)
-        return cached
     started = time.perf_counter()
     rendered = render_feed(
         state.store,
         output,
-        fmt,
+        key[1],
         base_url=state.config.settings.base_url,
         now=state.clock(),
         extra=extra,
         limit=limit,
     )
-    etag = '"' + hashlib.blake2b(rendered.body, digest_size=12).hexdigest() + '"'
-    cached = _Cached(version, rendered, etag)
+    elapsed = time.perf_counter() - started
+    state.metrics.renders.inc()
+    state.metrics.render_seconds.observe(elapsed)
+    previous = state.cache.get(key)
+    cached = _cached(version, rendered.body, rendered.media_type, previous, state.clock())
     state.cache[key] = cached
-    if len(state.cache) > CACHE_ENTRIES:
+    state.cache.move_to_end(key)
+    while len(state.cache) > CACHE_ENTRIES:
         state.cache.popitem(last=False)
-    log.debug("rendered %s.%s in %.1f ms", output.name, fmt, (time.perf_counter() - started) * 1e3)
+    log.debug("rendered %s.%s in %.1f ms", output.name, key[1], elapsed * 1e3)
     return cached
+
+
+def _cached(
+    version: int, body: bytes, media_type: str, previous: _Cached | None, now: datetime
+) -> _Cached:
+    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    if previous is not None and previous.etag == etag:
+        # Same bytes under a newer data version: readers keep their validators.
+        return _Cached(
+            version, previous.body, previous.gzipped, media_type, etag, previous.last_modified
+        )
+    # Last-Modified is when this process first served these bytes (to the second, and
+    # always later than the bytes it replaces), not the newest story's date: an entry
+    # corrected in place changes the feed without a newer date, and a reader asking
+    # If-Modified-Since must then get the new body.
+    changed = now.replace(microsecond=0)
+    if previous is not None and changed <= previous.last_modified:
+        changed = previous.last_modified + timedelta(seconds=1)
+    gzipped = (
+        gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+        if len(body) >= GZIP_MIN_SIZE
+        else None
+    )
+    return _Cached(version, body, gzipped, media_type, etag, changed)
+
+
+def _answer(request: Request, cached: _Cached, metrics: Metrics) -> Response:
+    use_gzip = cached.gzipped is not None and _accepts_gzip(request)
+    headers = {
+        "ETag": cached.etag_gzip if use_gzip else cached.etag,
+        "Last-Modified": format_datetime(cached.last_modified, usegmt=True),
+        "Cache-Control": CACHE_CONTROL,
+        "Vary": "Accept-Encoding",
+    }
+    if _not_modified(request, cached):
+        metrics.responses_304.inc()
+        return Response(status_code=304, headers=headers)
+    if use_gzip:
+        assert cached.gzipped is not None
+        headers["Content-Encoding"] = "gzip"
+        return Response(cached.gzipped, media_type=cached.media_type, headers=headers)
+    return Response(cached.body, media_type=cached.media_type, headers=headers)
+
+
+def _accepts_gzip(request: Request) -> bool:
+    for part in request.headers.get("accept-encoding", "").split(","):
+        coding, _, params = part.partition(";")
+        if coding.strip().lower() in ("gzip", "x-gzip"):
+            quality = params.strip().lower()
+            return not (quality.startswith("q=") and _is_zero(quality[2:]))
+    return False
+
+
+def _is_zero(text: str) -> bool:
+    try:
+        return float(text) == 0
+    except ValueError:
+        return False
 
 
 def _not_modified(request: Request, cached: _Cached) -> bool:
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
-        # If-None-Match takes precedence over If-Modified-Since (RFC 9110 13.2.2).
+        # If-None-Match takes precedence over If-Modified-Since (RFC 9110 13.2.2), and
+        # compares weakly: either encoding's tag names the same content.
         tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-        return "*" in tags or cached.etag in tags
+        return "*" in tags or cached.etag in tags or cached.etag_gzip in tags
     since = request.headers.get("if-modified-since")
-    modified = cached.rendered.last_modified
-    if since is None or modified is None:
+    if since is None:
         return False
     try:
         when = parsedate_to_datetime(since)
@@ -189,4 +355,4 @@ def _not_modified(request: Request, cached: _Cached) -> bool:
         return False
     if when.tzinfo is None:
         return False
-    return modified.replace(microsecond=0) <= when
+    return cached.last_modified <= when

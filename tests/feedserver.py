@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip as gzip_module
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,6 +50,7 @@ class Request:
     method: str
     path: str  # with the query string
     headers: Headers
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
 
 
 RecordedRequest = Request
@@ -114,7 +116,8 @@ class FeedServer:
                 last_modified is not None
                 and request.headers.get("if-modified-since") == last_modified
             ):
-                return Reply(304, headers=base)
+                # RFC 9110 15.4.5: a 304 repeats the Cache-Control, Expires… a 200 would send.
+                return Reply(304, headers={**base, **(headers or {})})
             reply_headers = {"Content-Type": content_type, **base, **(headers or {})}
             accepted = request.headers.get("accept-encoding", "")
             if compressed is not None and "gzip" in accepted:

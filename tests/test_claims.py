@@ -1,0 +1,250 @@
+"""Claims, leases, host-wide Retry-After and polling state, on a SQLite file and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from test_store import entry, poll, source, state
+
+from aggregator.model import ParsedFeed
+from aggregator.store import Store, host_of
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+LEASE = timedelta(minutes=10)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    opened = Store(db_url)
+    opened.upgrade()
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def names(states: list[object]) -> list[str]:
+    return [s.name for s in states]  # type: ignore[attr-defined]
+
+
+def claim(store: Store, owner: str = "a", at: datetime = T0, limit: int = 100) -> list[str]:
+    return names(store.claim_due(at, owner=owner, lease=LEASE, limit=limit))
+
+
+def test_claim_takes_a_due_source_once_until_its_poll_is_recorded(store: Store) -> None:
+    store.sync_sources([source("alpha")])
+    assert claim(store, "a") == ["alpha"]
+    assert claim(store, "b") == []  # leased to a
+    held = state(store, "alpha")
+    assert (held.claimed_by, held.lease_until) == ("a", T0 + LEASE)
+    store.record_poll(poll("alpha", at=T0, next_poll_at=T0 + HOUR))
+    released = state(store, "alpha")
+    assert (released.claimed_by, released.lease_until) == (None, None)
+    assert claim(store, "b", at=T0 + HOUR) == ["alpha"]
+
+
+def test_an_expired_lease_is_taken_over(store: Store) -> None:
+    store.sync_sources([source("alpha")])
+    assert claim(store, "dead") == ["alpha"]
+    assert claim(store, "b", at=T0 + LEASE - timedelta(seconds=1)) == []
+    assert claim(store, "b", at=T0 + LEASE) == ["alpha"]
+    assert state(store, "alpha").claimed_by == "b"
+
+
+def test_claim_is_most_overdue_first_and_limited(store: Store) -> None:
+    store.sync_sources([source(name) for name in ("alpha", "beta", "gamma", "delta")])
+    store.record_poll(poll("alpha", at=T0 - 3 * HOUR, next_poll_at=T0 - HOUR))
+    store.record_poll(poll("beta", at=T0 - 3 * HOUR, next_poll_at=T0 - 2 * HOUR))
+    store.record_poll(poll("gamma", at=T0 - 3 * HOUR, next_poll_at=T0 + HOUR))
+    assert claim(store, limit=2) == ["delta", "beta"]  # never polled first, then most overdue
+    assert claim(store, limit=2) == ["alpha"]
+    assert claim(store, limit=0) == []
+
+
+@pytest.mark.parametrize(
+    ("config", "record"),
+    [
+        pytest.param({"enabled": False}, None, id="disabled"),
+        pytest.param({}, {"status": "gone", "next_poll_at": T0 - HOUR}, id="gone"),
+        pytest.param({}, {"next_poll_at": T0 + timedelta(seconds=1)}, id="not-yet-due"),
+    ],
+)
+def test_sources_that_are_not_due_are_never_claimed(
+    store: Store, config: dict[str, object], record: dict[str, object] | None
+) -> None:
+    store.sync_sources([source("alpha", **config)])
+    if record is not None:
+        store.record_poll(poll("alpha", at=T0 - 2 * HOUR, **record))
+    assert claim(store) == []
+
+
+def test_removed_source_is_never_claimed(store: Store) -> None:
+    store.sync_sources([source("alpha"), source("beta")])
+    store.sync_sources([source("beta")])
+    assert claim(store) == ["beta"]
+
+
+def test_claim_named_ignores_the_schedule_but_not_anothers_lease(store: Store) -> None:
+    store.sync_sources([source("alpha"), source("beta"), source("gamma")])
+    store.record_poll(poll("alpha", status="gone", http_status=410, next_poll_at=T0 + HOUR))
+    store.record_poll(poll("beta", next_poll_at=T0 + HOUR))
+    assert claim(store, "daemon") == ["gamma"]
+    taken = store.claim_named(["alpha", "beta", "gamma"], T0, owner="cli", lease=LEASE)
+    assert names(taken) == ["alpha", "beta"]  # gamma is the daemon's
+
+
+def test_release_claims_gives_back_only_the_owners(store: Store) -> None:
+    store.sync_sources([source("alpha"), source("beta"), source("gamma")])
+    assert claim(store, "a", limit=2) == ["alpha", "beta"]
+    assert claim(store, "b") == ["gamma"]
+    assert store.release_claims("a", ["alpha"]) == 1
+    assert store.release_claims("a") == 1
+    assert claim(store, "c") == ["alpha", "beta"]
+    assert state(store, "gamma").claimed_by == "b"
+
+
+def test_concurrent_pollers_never_claim_the_same_source(db_url: str, store: Store) -> None:
+    store.sync_sources([source(f"s{n:02d}") for n in range(60)])
+    taken: dict[str, list[str]] = {}
+    start = threading.Barrier(4)
+
+    def poller(owner: str) -> None:
+        own = Store(db_url)
+        try:
+            start.wait()
+            mine: list[str] = []
+            while batch := names(own.claim_due(T0, owner=owner, lease=LEASE, limit=4)):
+                mine.extend(batch)
+            taken[owner] = mine
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=poller, args=(f"p{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    claimed = [name for mine in taken.values() for name in mine]
+    assert len(taken) == 4
+    assert sorted(claimed) == [f"s{n:02d}" for n in range(60)]  # each exactly once
+
+
+def test_retry_after_holds_every_source_on_the_host_until_then(store: Store) -> None:
+    store.sync_sources(
+        [
+            source("alpha", url="https://shared.example/a.xml"),
+            source("beta", url="https://Shared.Example:8443/b.xml"),
+            source("gamma", url="https://other.example/c.xml"),
+        ]
+    )
+    assert claim(store, limit=1) == ["alpha"]
+    until = T0 + 2 * HOUR
+    store.record_poll(
+        poll(
+            "alpha",
+            status="error",
+            http_status=429,
+            error="alpha: HTTP 429",
+            next_poll_at=until,
+            host_not_before=until,
+        )
+    )
+    assert claim(store) == ["gamma"]  # beta shares the host
+    store.record_poll(poll("gamma", next_poll_at=T0 + 9 * HOUR))
+    assert state(store, "beta").host_not_before == until
+    assert claim(store, at=until - timedelta(seconds=1)) == []
+    assert claim(store, at=until) == ["beta", "alpha"]  # never polled first
+
+
+def test_a_shorter_retry_after_never_shortens_a_host_hold(store: Store) -> None:
+    store.sync_sources(
+        [source("alpha", url="https://h.example/a"), source("beta", url="https://h.example/b")]
+    )
+    for name, until in (("alpha", T0 + 3 * HOUR), ("beta", T0 + HOUR)):
+        store.record_poll(
+            poll(name, status="error", http_status=503, next_poll_at=until, host_not_before=until)
+        )
+    assert state(store, "alpha").host_not_before == T0 + 3 * HOUR
+
+
+def test_new_source_on_a_held_host_waits_too(store: Store) -> None:
+    store.sync_sources([source("alpha", url="https://h.example/a")])
+    hold = T0 + HOUR
+    store.record_poll(poll("alpha", status="error", next_poll_at=hold, host_not_before=hold))
+    store.sync_sources(
+        [source("alpha", url="https://h.example/a"), source("beta", url="https://h.example/b")]
+    )
+    assert claim(store) == []
+
+
+def test_permanent_redirect_records_where_from_and_the_new_host(store: Store) -> None:
+    store.sync_sources([source("alpha", url="https://old.example/feed")])
+    store.record_poll(poll("alpha", entry(1), new_url="https://new.example/feed", http_status=301))
+    moved = state(store, "alpha")
+    assert (moved.url, moved.host, moved.moved_from, moved.moved_at) == (
+        "https://new.example/feed",
+        "new.example",
+        "https://old.example/feed",
+        T0,
+    )
+    # A new configured URL starts afresh and forgets the move.
+    store.sync_sources([source("alpha", url="https://third.example/feed")])
+    fresh = state(store, "alpha")
+    assert (fresh.url, fresh.host, fresh.moved_from) == (
+        "https://third.example/feed",
+        "third.example",
+        None,
+    )
+
+
+def test_feed_hints_are_stored_with_a_parse_and_kept_through_304s(store: Store) -> None:
+    store.sync_sources([source("alpha")])
+    feed = ParsedFeed("rss20", title="T", ttl_minutes=90, update_period_minutes=60)
+    store.record_poll(poll("alpha", feed=feed))
+    store.record_poll(poll("alpha", at=T0 + HOUR, status="not_modified"))
+    kept = state(store, "alpha")
+    assert (kept.ttl_minutes, kept.update_period_minutes) == (90, 60)
+    assert (kept.last_ok_at, kept.last_polled_at) == (T0 + HOUR, T0 + HOUR)
+
+
+def test_last_ok_is_kept_through_failures(store: Store) -> None:
+    store.sync_sources([source("alpha")])
+    store.record_poll(poll("alpha"))
+    store.record_poll(poll("alpha", at=T0 + HOUR, status="error", error="alpha: boom"))
+    failing = state(store, "alpha")
+    assert (failing.last_ok_at, failing.error_count, failing.gone) == (T0, 1, False)
+    store.record_poll(poll("alpha", at=T0 + 2 * HOUR, status="gone", http_status=410))
+    assert state(store, "alpha").gone
+
+
+def test_reschedule_moves_only_overdue_unclaimed_sources(store: Store) -> None:
+    store.sync_sources([source("alpha"), source("beta"), source("gamma")])
+    store.record_poll(poll("gamma", next_poll_at=T0 + HOUR))
+    assert claim(store, limit=1) == ["alpha"]
+    assert names(store.overdue_sources(T0)) == ["beta"]
+    later = T0 + timedelta(seconds=30)
+    moved = store.reschedule({"alpha": later, "beta": later, "gamma": later}, T0)
+    assert moved == 1
+    assert state(store, "beta").next_poll_at == later
+    assert state(store, "gamma").next_poll_at == T0 + HOUR
+    assert claim(store, "b") == []
+    assert claim(store, "b", at=later) == ["beta"]
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("https://Example.COM/feed", "example.com"),
+        ("http://127.0.0.1:8080/x", "127.0.0.1"),
+        ("https://[::1]:8443/x", "::1"),
+        (None, None),
+        ("", None),
+        ("http://[bad/", None),
+    ],
+)
+def test_host_of(url: str | None, host: str | None) -> None:
+    assert host_of(url) == host

@@ -1,0 +1,298 @@
+"""The polling promises, end to end through the real Poller, store and a real feed server.
+
+Time is a fake clock (tests/pollharness.py), so days of polling take a second or two;
+every request is real and recorded by the server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+from feedserver import FeedServer, Reply, Request
+from pollharness import T0, PollHarness
+
+from aggregator import __version__
+
+H = timedelta(hours=1)
+D = timedelta(days=1)
+M = timedelta(minutes=1)
+
+
+def rss(*items: str, channel_extra: str = "") -> bytes:
+    body = "".join(
+        f"<item><guid>{item}</guid><title>{item}</title>"
+        f"<link>https://site.example/{item}</link></item>"
+        for item in items
+    )
+    return (
+        '<?xml version="1.0"?><rss version="2.0" '
+        'xmlns:sy="http://purl.org/rss/1.0/modules/syndication/"><channel>'
+        f"<title>Feed</title><link>https://site.example/</link>{channel_extra}{body}"
+        "</channel></rss>"
+    ).encode()
+
+
+FEED = rss("one", "two")
+
+
+@pytest.fixture
+def harness_for(tmp_path: Path) -> Iterator[Callable[..., PollHarness]]:
+    made: list[PollHarness] = []
+
+    def make(sources: dict[str, str], **settings: str) -> PollHarness:
+        harness = PollHarness(tmp_path, sources, **settings)
+        made.append(harness)
+        return harness
+
+    yield make
+    for harness in made:
+        harness.close()
+
+
+def requests_to(server: FeedServer, path: str) -> list[Request]:
+    return [r for r in server.requests if r.path == path]
+
+
+# -- conditional requests and validators ----------------------------------------
+
+
+def test_second_poll_sends_the_validators_byte_for_byte_and_a_304_stores_nothing(
+    feed_server: FeedServer, harness_for: Callable[..., PollHarness]
+) -> None:
+    etag, modified = 'W/"5f-caf\xe9"', "Mon, 02 Mar 2026 08:00:00 GMT"
+    feed_server.add("/f", FEED, etag=etag, last_modified=modified)
+    harness = harness_for({"a": feed_server.url("/f")})
+    [first] = harness.poll_due()
+    assert (first.status, first.counts.new) == ("ok", 2)
+    harness.advance(H)
+    [second] = harness.poll_due()
+    assert (second.status, second.counts.new, second.bytes) == ("not_modified", 0, 0)
+    sent = requests_to(feed_server, "/f")[1].headers
+    assert (sent["if-none-match"], sent["if-modified-since"]) == (etag, modified)
+
+
+def test_new_etag_on_an_unchanged_body_is_stored_and_sent_next_time(
+    feed_server: FeedServer, harness_for: Callable[..., PollHarness]
+) -> None:
+    feed_server.add("/f", FEED, etag='"v1"')
+    harness = harness_for({"a": feed_server.url("/f")})
+    harness.poll_due()
+    feed_server.add("/f", FEED, etag='"v2"')  # what `touch` does to a file behind Apache
+    harness.advance(H)
+    [unchanged] = harness.poll_due()
+    assert unchanged.status == "unchanged"
+    assert harness.state("a").validators.etag == '"v2"'
+    harness.advance(H)
+    [after] = harness.poll_due()
+    assert after.status == "not_modified"
+    assert requests_to(feed_server, "/f")[2].headers["if-none-match"] == '"v2"'
+
+
+def test_304_carrying_a_new_etag_is_stored_and_sent_next_time(
+    feed_server: FeedServer, harness_for: Callable[..., PollHarness]
+) -> None:
+    feed_server.add("/f", FEED, etag='"v1"')
+    harness = harness_for({"a": feed_server.url("/f")})
+    harness.poll_due()
+    feed_server.handler("/f", lambda r: Reply(304, headers={"ETag": '"v3"'}))
+    harness.advance(H)
+    assert harness.poll_due()[0].status == "not_modified"
+    assert harness.state("a").validators.etag == '"v3"'
+    harness.advance(H)
+    harness.poll_due()
+    assert requests_to(feed_server, "/f")[2].headers["if-none-match"] == '"v3"'
+
+
+def test_a_day_of_polls_is_all_conditional_with_the_same_headers_and_no_cruft(
+    feed_server: FeedServer, harness_for: Callable[..., PollHarness]
+) -> None:
+    feed_server.add(
+        "/f?x=1",
+        FEED,
+        etag='"v1"',
+        last_modified="Mon, 02 Mar 2026 08:00:00 GMT",
+        headers={"Set-Cookie": "tracker=1; Path=/"},
+    )
+    harness = harness_for({"a": feed_server.url("/f?x=1")}, base_url="https://agg.example")
+    harness.run_for(D)
+    sent = feed_server.requests
+    assert len(sent) == 24
+    assert {r.path for r in sent} == {"/f?x=1"}  # no cache-busting query added or dropped
+    assert {r.headers["user-agent"] for r in sent} == {
+        f"aggregator/{__version__} (+https://agg.example)"
+    }
+    for request in sent:
+        for kind in ("application/atom+xml", "application/rss+xml", "application/feed+json"):
+            assert kind in request.headers["accept"]
+        assert "cookie" not in request.headers
+        assert "referer" not in request.headers
+    assert all("if-none-match" in r.headers for r in sent[1:])  # never an unconditional refetch
+    assert [r.status for r in harness.results] == ["ok"] + ["not_modified"] * 23
+
+
+# -- how often ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("case", "serve", "settings", "per_day"),
+    [
+        ("interval 1h", {}, {"interval": "1h"}, 24),
+        ("interval 30m", {}, {"interval": "30m"}, 48),
+        ("max-age 2h lengthens", {"headers": {"Cache-Control": "max-age=7200"}}, {}, 12),
+        ("max-age 10m cannot shorten", {"headers": {"Cache-Control": "max-age=600"}}, {}, 24),
+        ("no-cache is no hint", {"headers": {"Cache-Control": "no-cache, max-age=9"}}, {}, 24),
+        ("rss ttl 180 lengthens", {"body": rss("a", channel_extra="<ttl>180</ttl>")}, {}, 8),
+        (
+            "sy:updatePeriod daily lengthens",
+            {"body": rss("a", channel_extra="<sy:updatePeriod>daily</sy:updatePeriod>")},
+            {"interval": "1h"},
+            1,
+        ),
+        (
+            "sy:updateFrequency divides the period",
+            {
+                "body": rss(
+                    "a",
+                    channel_extra="<sy:updatePeriod>daily</sy:updatePeriod>"
+                    "<sy:updateFrequency>4</sy:updateFrequency>",
+                )
+            },
+            {},
+            4,
+        ),
+        ("ttl past max_interval", {"body": rss("a", channel_extra="<ttl>600</ttl>")},
+         {"max_interval": "4h"}, 6),
+        ("interval under min_interval", {}, {"interval": "1m", "min_interval": "15m"}, 96),
+    ],
+)  # fmt: skip
+def test_requests_per_day_to_an_unchanged_feed(
+    feed_server: FeedServer,
+    harness_for: Callable[..., PollHarness],
+    case: str,
+    serve: dict[str, object],
+    settings: dict[str, str],
+    per_day: int,
+) -> None:
+    body = serve.pop("body", FEED)
+    feed_server.add("/f", body, etag='"v1"', **serve)  # type: ignore[arg-type]
+    harness = harness_for({"a": feed_server.url("/f")}, **settings)
+    harness.run_for(D)
+    assert feed_server.hits("/f") == per_day, case
+
+
+@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+def test_retry_after_holds_every_source_on_the_host(
+    feed_server: FeedServer, harness_for: Callable[..., PollHarness], status: int, form: str
+) -> None:
+    wait = 5 * H
+    value = str(int(wait.total_seconds())) if form == "seconds" else ""
+    answered = threading.Event()
+
+    def limited(request: Request) -> Reply:
+        if answered.is_set():
+            return Reply(200, FEED, {"Content-Type": "application/rss+xml"})
+        answered.set()
+        # The date form is computed from the poller's fake clock at the time it asks.
+        retry = value or format_datetime(harness.clock.now + wait, usegmt=True)
+        return Reply(status, b"slow down", {"Retry-After": retry})
+
+    feed_server.handler("/limited", limited)
+    feed_server.add("/other", FEED)
+    harness = harness_for({"a": feed_server.url("/limited")})
+    harness.poll_due()
+    assert (harness.results[-1].status, harness.results[-1].http_status) == ("error", status)
+    # A second source on the same host, added after the 429/503: it waits too.
+    harness.reconfigure({"a": feed_server.url("/limited"), "b": feed_server.url("/other")})
+    harness.run_for(wait - M)
+    assert feed_server.hits("/limited") == 1
+    assert feed_server.hits("/other") == 0
+    assert harness.state("b").host_not_before == T0 + wait
+    harness.run_for(2 * M)
+    assert feed_server.hits("/limited") == 2
+    assert feed_server.hits("/other") == 1
+
+
+def test_backoff_doubles_on_500s_with_jitter_and_resets_on_success(
+    feed_server: FeedServer, harness_for: Callable[..., PollHarness]
+) -> None:
+    failing = threading.Event()
+    failing.set()
+
+    def flaky(request: Request) -> Reply:
+        if failing.is_set():
+            return Reply(500, b"oops")
+        return Reply(200, FEED, {"Content-Type": "application/rss+xml"})
+
+    feed_server.handler("/f", flaky)
+    harness = harness_for({"a": feed_server.url("/f")}, interval="1h", max_interval="12h")
+    harness.run_for(2 * D)
+    times = harness.pass_times
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    expected = [H, 2 * H, 4 * H, 8 * H, 12 * H, 12 * H]
+    assert len(gaps) >= len(expected)
+    for gap, nominal in zip(gaps, expected, strict=False):
+        assert nominal * 0.8 <= gap <= nominal, (gaps, expected)
+    assert len(set(gaps[4:])) > 1  # jitter spreads even the capped retries
+    assert harness.state("a").error_count == len(times)
+    failing.clear()
+    upcoming = harness.next_due()
+    assert upcoming is not None
+    harness.clock.now = upcoming
+    assert harness.poll_due()[0].status == "ok"
+    assert harness.state("a").error_count == 0
+    assert harness.state("a").next_poll_at == harness.clock.now + H
+
+
+# -- redirects and 410 ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [301, 308])
+def test_permanent_redirect_moves_the_source_for_good(
+    feed_server: FeedServer, harness_for: Callable[..., PollHarness], code: int
+) -> None:
+    feed_server.redirect("/old", "/new", code)
+    feed_server.add("/new", FEED, etag='"n1"')
+    harness = harness_for({"a": feed_server.url("/old")})
+    [moved] = harness.poll_due()
+    assert moved.moved_to == feed_server.url("/new")
+    state = harness.state("a")
+    assert (state.url, state.moved_from) == (feed_server.url("/new"), feed_server.url("/old"))
+    harness.run_for(D)
+    assert feed_server.hits("/old") == 1
+    assert feed_server.hits("/new") == 24
+    # A reload with the same configuration does not move it back.
+    harness.store.sync_sources(harness.config.sources.values())
+    assert harness.state("a").url == feed_server.url("/new")
+
+
+@pytest.mark.parametrize("code", [302, 307])
+def test_temporary_redirect_keeps_the_configured_url(
+    feed_server: FeedServer, harness_for: Callable[..., PollHarness], code: int
+) -> None:
+    feed_server.redirect("/old", "/new", code)
+    feed_server.add("/new", FEED)
+    harness = harness_for({"a": feed_server.url("/old")})
+    harness.run_for(3 * H)
+    assert (feed_server.hits("/old"), feed_server.hits("/new")) == (3, 3)
+    assert harness.state("a").url == feed_server.url("/old")
+
+
+def test_410_disables_the_source_and_it_is_never_polled_again(
+    feed_server: FeedServer, harness_for: Callable[..., PollHarness]
+) -> None:
+    feed_server.handler("/gone", lambda r: Reply(410, b"gone for good"))
+    feed_server.add("/alive", FEED)
+    harness = harness_for({"a": feed_server.url("/gone"), "b": feed_server.url("/alive")})
+    harness.run_for(2 * D)
+    assert feed_server.hits("/gone") == 1
+    assert feed_server.hits("/alive") == 48
+    state = harness.state("a")
+    assert (state.gone, state.last_status, state.http_status) == (True, "gone", 410)
+    assert "HTTP 410" in (state.last_error or "")
