@@ -162,7 +162,12 @@ class Poller:
         if state.path:
             return await self.fetcher.read_file(state.name, Path(state.path))
         assert state.url is not None
-        return await self.fetcher.fetch(state.name, state.url, state.validators)
+        return await self.fetcher.fetch(
+            state.name,
+            state.url,
+            state.validators,
+            allow_private=self.config.sources[state.name].allow_private,
+        )
 
     async def _parse(self, response: FetchResponse, name: str) -> ParsedFeed:
         # A partial of a module-level function pickles, so it can cross to a worker process.

@@ -16,6 +16,10 @@ from email.utils import parsedate_to_datetime
 _MAX_BACKOFF_EXPONENT = 10
 # +/- this fraction of the delay, so sources that failed together do not retry together.
 _JITTER = 0.1
+# The longest Retry-After honoured: a publisher may ask for a pause, but "come back in
+# 2099" (or in 10**30 seconds, which overflows a timedelta) is a bug or hostile, and
+# must not silence a source for good.
+MAX_RETRY_AFTER = timedelta(days=7)
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 
 
@@ -63,14 +67,18 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
         return None
     text = value.strip()
     if text.isdigit():
-        return timedelta(seconds=int(text))
+        digits = text.lstrip("0") or "0"
+        # Length first: a header of thousands of digits is past int()'s own limit.
+        if len(digits) > 9:
+            return MAX_RETRY_AFTER
+        return min(MAX_RETRY_AFTER, timedelta(seconds=int(digits)))
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         return None
-    return max(timedelta(0), when - now)
+    return min(MAX_RETRY_AFTER, max(timedelta(0), when - now))
 
 
 def parse_max_age(cache_control: str | None) -> timedelta | None:
