@@ -60,7 +60,11 @@ _JSON_VERSION = re.compile(r"(?:https?://jsonfeed\.org/version/)?(1(?:\.\d+)?)/?
 # Where entries start and end, in any namespace prefix: enough to cut a document with
 # far more entries than are kept before the (slow) full parse. `<items>` of RSS 1.0
 # and `<entryfoo>` do not match.
-_ENTRY_START = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s>/]")
+# CDATA sections and comments are matched too, only to be skipped: markup inside them
+# is text, not entries.
+_ENTRY_START = re.compile(
+    rb"<!\[CDATA\[.*?\]\]>|<!--.*?-->|<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s>/]", re.S
+)
 _ENTRY_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>")
 # UTF-32 first: its little-endian mark begins with UTF-16's.
 _BOMS: Final = (
@@ -188,7 +192,7 @@ def _cut_entries(body: bytes, max_entries: int) -> bytes:
     them. A document that only looks as if it had too many entries (markup in
     CDATA) at worst loses its surplus or parses leniently.
     """
-    starts = _ENTRY_START.finditer(body)
+    starts = (match for match in _ENTRY_START.finditer(body) if match[0][1] not in b"!")
     cut_at = next(
         (match.start() for index, match in enumerate(starts) if index == max_entries), None
     )
@@ -239,7 +243,7 @@ def _xml_entry(entry: dict[str, Any], url: str) -> ParsedEntry:
         # YouTube and other media feeds describe an entry only in media:description.
         summary_html = text_to_html(caption)
     summary_html, content_html = _cap(summary_html), _cap(content_html)
-    if summary_html and html_to_text(summary_html) == html_to_text(content_html):
+    if summary_html and content_html and _same_text(summary_html, content_html):
         summary_html = ""
     link = web_url(entry.get("link"), base)
     enclosures = _xml_enclosures(entry, base)
@@ -258,6 +262,13 @@ def _xml_entry(entry: dict[str, Any], url: str) -> ParsedEntry:
         image=_xml_image(entry, base, enclosures, content_html or summary_html, caption),
         orig_link=web_url(entry.get("feedburner_origlink"), base),
     )
+
+
+def _same_text(summary_html: str, content_html: str) -> bool:
+    """Whether the summary only repeats the content. Texts alone decide, except that
+    two texts that are both empty (an image, say) are not "the same"."""
+    summary_text = html_to_text(summary_html)
+    return bool(summary_text) and summary_text == html_to_text(content_html)
 
 
 def _is_empty(entry: ParsedEntry) -> bool:
@@ -498,7 +509,7 @@ def _json_entry(item: Mapping[str, Any], base: str, feed_authors: str | None) ->
     if not content_html:
         content_html = _cap(text_to_html(_string(item.get("content_text"))))
     summary_html = _cap(text_to_html(_string(item.get("summary"))))
-    if summary_html and html_to_text(summary_html) == html_to_text(content_html):
+    if summary_html and content_html and _same_text(summary_html, content_html):
         summary_html = ""
     link = web_url(_string(item.get("url")), base) or web_url(
         _string(item.get("external_url")), base
