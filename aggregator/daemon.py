@@ -19,6 +19,7 @@ from pathlib import Path
 
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.config import Config, ConfigError, load_config
 from aggregator.outputs import output_feeds
@@ -66,6 +67,12 @@ class Daemon:
         try:
             summary = await self.current_pass
         except asyncio.CancelledError:
+            return
+        except SQLAlchemyError as error:
+            cause = " ".join(str(getattr(error, "orig", None) or error).split())
+            log.error(
+                "polling pass failed, database unavailable: %s; retrying on the next tick", cause
+            )
             return
         except Exception:
             log.exception("polling pass failed; retrying on the next tick")

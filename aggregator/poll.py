@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher, FetchError, FetchResponse
 from aggregator.model import ParsedFeed, PollRecord, SaveCounts, SourceState
@@ -295,6 +297,14 @@ class Poller:
             async with in_flight:
                 try:
                     result = await self.poll_source(state)
+                except SQLAlchemyError as error:
+                    # Locked, read-only, full or gone: nothing of this poll was kept, and
+                    # the source is due again as soon as the database takes writes.
+                    cause = " ".join(str(getattr(error, "orig", None) or error).split())
+                    location = state.url or str(state.path)
+                    message = f"{state.name}: {location}: database error: {cause}"
+                    log.error("poll source=%s failed: %s", state.name, message)
+                    result = SourceResult(state.name, location, "error", error=message)
                 except Exception as error:  # a bug must cost one source, never the pass
                     log.exception("source %s: unexpected failure", state.name)
                     result = SourceResult(state.name, state.url or "", "error", error=repr(error))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -81,7 +82,15 @@ def create_app(state: WebState) -> Starlette:
             extra, limit = _query_params(request)
         except ValueError as error:
             return PlainTextResponse(f"{error}\n", status_code=400)
-        cached = await run_in_threadpool(_rendered, state, output, fmt, extra, limit)
+        try:
+            cached = await run_in_threadpool(_rendered, state, output, fmt, extra, limit)
+        except SQLAlchemyError as error:
+            log.error("cannot render %s.%s, database unavailable: %s", name, fmt, error)
+            return PlainTextResponse(
+                "database unavailable, and this feed is not in the cache; retry later\n",
+                status_code=503,
+                headers={"Retry-After": "30"},
+            )
         headers = {"ETag": cached.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
         if cached.rendered.last_modified is not None:
             headers["Last-Modified"] = format_datetime(cached.rendered.last_modified, usegmt=True)
@@ -133,13 +142,17 @@ def _query_params(request: Request) -> tuple[Query | None, int | None]:
         if len(q) > MAX_QUERY_LENGTH:
             raise ValueError(f"bad query: longer than {MAX_QUERY_LENGTH} characters")
         try:
-            extra = parse_query(q)
+            extra = parse_query(q, untrusted=True)
         except QueryError as error:
             raise ValueError(f"bad query: {error}") from error
     limit: int | None = None
     raw = request.query_params.get("limit")
     if raw is not None:
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        # ASCII and short first: "²" passes isdigit() but not int(), nor 5,000 digits.
+        if (
+            not (raw.isascii() and raw.isdigit() and len(raw) <= 3)
+            or not 1 <= int(raw) <= MAX_LIMIT
+        ):
             raise ValueError(f"bad limit: expected a whole number from 1 to {MAX_LIMIT}")
         limit = int(raw)
     return extra, limit
@@ -148,9 +161,15 @@ def _query_params(request: Request) -> tuple[Query | None, int | None]:
 def _rendered(
     state: WebState, output: OutputFeed, fmt: str, extra: Query | None, limit: int | None
 ) -> _Cached:
-    version = state.store.data_version()
     key = (output.name, fmt, extra.text if extra else "", limit)
     cached = state.cache.get(key)
+    try:
+        version = state.store.data_version()
+    except SQLAlchemyError:
+        if cached is None:
+            raise
+        # The database is away: readers keep getting the last rendering until it is back.
+        return cached
     if cached is not None and cached.version == version:
         state.cache.move_to_end(key)
         return cached
