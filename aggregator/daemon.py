@@ -25,7 +25,7 @@ from aggregator.config import Config, ConfigError, load_config
 from aggregator.outputs import output_feeds
 from aggregator.poll import PollSummary, parser_pool, run_pass
 from aggregator.publish import build_all
-from aggregator.store import Store
+from aggregator.store import Store, describe_error
 from aggregator.web import WebState, create_app
 
 log = logging.getLogger("aggregator.daemon")
@@ -69,9 +69,9 @@ class Daemon:
         except asyncio.CancelledError:
             return
         except SQLAlchemyError as error:
-            cause = " ".join(str(getattr(error, "orig", None) or error).split())
             log.error(
-                "polling pass failed, database unavailable: %s; retrying on the next tick", cause
+                "polling pass failed, database unavailable: %s; retrying on the next tick",
+                describe_error(error),
             )
             return
         except Exception:

@@ -27,7 +27,7 @@ from aggregator.fetch import Fetcher, FetchError, FetchResponse
 from aggregator.model import ParsedFeed, PollRecord, SaveCounts, SourceState
 from aggregator.parse import ParseError, parse_document
 from aggregator.schedule import Outcome, Policy, next_poll, parse_max_age, parse_retry_after
-from aggregator.store import Store
+from aggregator.store import Store, describe_error
 
 log = logging.getLogger("aggregator.poll")
 
@@ -300,9 +300,8 @@ class Poller:
                 except SQLAlchemyError as error:
                     # Locked, read-only, full or gone: nothing of this poll was kept, and
                     # the source is due again as soon as the database takes writes.
-                    cause = " ".join(str(getattr(error, "orig", None) or error).split())
                     location = state.url or str(state.path)
-                    message = f"{state.name}: {location}: database error: {cause}"
+                    message = f"{state.name}: {location}: database error: {describe_error(error)}"
                     log.error("poll source=%s failed: %s", state.name, message)
                     result = SourceResult(state.name, location, "error", error=message)
                 except Exception as error:  # a bug must cost one source, never the pass

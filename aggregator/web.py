@@ -31,7 +31,7 @@ from aggregator.filters import Query, QueryError, parse_query
 from aggregator.outputs import OutputFeed, output_feeds
 from aggregator.publish import FORMATS, Rendered, render_feed
 from aggregator.render import FeedContext, render_opml
-from aggregator.store import Store
+from aggregator.store import Store, describe_error
 
 log = logging.getLogger("aggregator.web")
 
@@ -85,7 +85,9 @@ def create_app(state: WebState) -> Starlette:
         try:
             cached = await run_in_threadpool(_rendered, state, output, fmt, extra, limit)
         except SQLAlchemyError as error:
-            log.error("cannot render %s.%s, database unavailable: %s", name, fmt, error)
+            log.error(
+                "cannot render %s.%s, database unavailable: %s", name, fmt, describe_error(error)
+            )
             return PlainTextResponse(
                 "database unavailable, and this feed is not in the cache; retry later\n",
                 status_code=503,
@@ -116,7 +118,7 @@ def create_app(state: WebState) -> Starlette:
             await run_in_threadpool(state.store.ping)
             checks["database"] = "ok"
         except Exception as error:  # any driver error means "not answering"
-            checks["database"] = f"error: {type(error).__name__}: {error}"
+            checks["database"] = f"error: {type(error).__name__}: {describe_error(error)}"
             healthy = False
         if state.scheduler_alive():
             checks["scheduler"] = "ok"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def assert_outputs_valid(store: Store, config: Config, out: Path) -> dict[str, b
 def store_text(database: Path) -> str:
     """Every value in every table of a SQLite database, as one string."""
     parts: list[str] = []
-    with sqlite3.connect(database) as conn:
+    with closing(sqlite3.connect(database)) as conn:
         tables = [
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
         ]

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -203,7 +204,7 @@ def test_a_pass_over_every_hostile_source_records_each_failure_and_polls_the_res
         everything = store_text(tmp_path / "faults.db")
         for marker in (*SECRETS, *EXPANSION_MARKERS):
             assert marker not in everything, marker
-        with sqlite3.connect(tmp_path / "faults.db") as conn:
+        with closing(sqlite3.connect(tmp_path / "faults.db")) as conn:
             for title, summary in conn.execute("SELECT title, summary FROM entries"):
                 assert not XML_FORBIDDEN.search(title + summary), title
         files = assert_outputs_valid(store, config, tmp_path / "out")
@@ -229,7 +230,7 @@ def free_port() -> int:
 
 def polled_sources(database: Path) -> int:
     try:
-        with sqlite3.connect(database, timeout=5) as conn:
+        with closing(sqlite3.connect(database, timeout=5)) as conn:
             row = conn.execute(
                 "SELECT count(*) FROM sources WHERE last_polled_at IS NOT NULL"
             ).fetchone()
