@@ -214,6 +214,41 @@ def test_structured_toml_with_values_of_any_type_is_a_config_or_file_line_errors
     check(text)
 
 
+# Inputs the strategies above rarely reach, each of which once escaped as a traceback.
+NASTY = [
+    ("arrays_nested_100000_deep", "[aggregator]\nlisten = 'x'\na = " + "[" * 100_000, 3),
+    ("inline_tables_nested_5000_deep", "a = " + "{b=" * 5_000, 1),
+    ("duration_past_timedelta", '[aggregator]\ninterval = "99999999999999999999d"', 2),
+    ("duration_of_5000_digits", '[aggregator]\ninterval = "' + "9" * 5000 + 's"', 2),
+]
+
+
+@pytest.mark.parametrize(
+    "text, line", [case[1:] for case in NASTY], ids=[case[0] for case in NASTY]
+)
+def test_nasty_configs_are_reported_at_their_line(text: str, line: int) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, PATH)
+    assert raised.value.errors[0].startswith(f"{PATH}:{line}: "), raised.value.errors
+
+
+@FAST
+@given(st.binary(max_size=300))
+def test_any_bytes_in_the_file_are_a_config_or_file_line_errors(data: bytes) -> None:
+    import tempfile
+
+    from aggregator.config import load_config
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzzed.toml"
+        path.write_bytes(data)
+        try:
+            load_config(path)
+        except ConfigError as error:
+            pattern = re.compile(rf"^{re.escape(str(path))}:\d+: \S")
+            assert all(pattern.match(line) for line in error.errors), error.errors
+
+
 # -- the same inputs through the real programs -----------------------------------------
 
 
