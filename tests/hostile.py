@@ -225,6 +225,21 @@ CASES: list[FaultCase] = [
     FaultCase("external_entity_url", _xxe_url, None, entries=1),
     FaultCase("external_parameter_entity", _at("/xxe-param", _doc(XXE_PARAMETER)), None, entries=1),
     FaultCase("external_dtd_url", _external_dtd, None, entries=1),
+    FaultCase(
+        "feed_of_50000_entries",
+        _at(
+            "/50000", _doc(rss("".join(f"<item><title>t{n}</title></item>" for n in range(50_000))))
+        ),
+        None,
+        entries=1000,
+        notes="the first max_entries (1000) kept; the rest cut before feedparser",
+    ),
+    FaultCase(
+        "title_of_100kb",
+        _at("/long-title", _doc(rss(item(1, "long title " * 10_000)))),
+        None,
+        entries=1,
+    ),
     # -- encodings ---------------------------------------------------------------------
     FaultCase(
         "declared_latin1_sent_utf8",
