@@ -20,7 +20,10 @@ _JITTER = 0.1
 # 2099" (or in 10**30 seconds, which overflows a timedelta) is a bug or hostile, and
 # must not silence a source for good.
 MAX_RETRY_AFTER = timedelta(days=7)
-_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?([0-9]+)\"?", re.IGNORECASE)
+# Longer than any max_interval: next_poll clamps it anyway, this only keeps the
+# arithmetic inside timedelta's range whatever a server sends.
+_MAX_MAX_AGE = timedelta(days=365)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +69,7 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "²" is a digit to isdigit(), not to int()
         digits = text.lstrip("0") or "0"
         # Length first: a header of thousands of digits is past int()'s own limit.
         if len(digits) > 9:
@@ -89,4 +92,9 @@ def parse_max_age(cache_control: str | None) -> timedelta | None:
     if "no-store" in lowered or "no-cache" in lowered:
         return None
     match = _MAX_AGE.search(cache_control)
-    return timedelta(seconds=int(match.group(1))) if match else None
+    if match is None:
+        return None
+    digits = match.group(1).lstrip("0") or "0"
+    if len(digits) > 9:
+        return _MAX_MAX_AGE
+    return min(_MAX_MAX_AGE, timedelta(seconds=int(digits)))

@@ -288,6 +288,17 @@ CASES: list[FaultCase] = [
         "HTTP 503 Service Unavailable (Retry-After: 7200)",
         extra={"retry_after": "7200"},
     ),
+    FaultCase(
+        "http_503_retry_after_superscript_digit",
+        _at("/503-sup", _status(503, {"Retry-After": "\u00b2"})),
+        "HTTP 503 Service Unavailable (Retry-After: \u00b2)",
+    ),
+    FaultCase(
+        "cache_control_max_age_absurd",
+        _at("/max-age", _doc(GOOD, {"Cache-Control": "max-age=" + "9" * 5000})),
+        None,
+        entries=3,
+    ),
     FaultCase("http_429", _at("/429", _status(429)), "HTTP 429 Too Many Requests"),
     FaultCase(
         "http_429_retry_after_date",

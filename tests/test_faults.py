@@ -48,7 +48,7 @@ from outputcheck import XML_FORBIDDEN, assert_outputs_valid, store_text
 from aggregator.config import load_config
 from aggregator.fetch import Fetcher
 from aggregator.poll import Poller
-from aggregator.schedule import MAX_RETRY_AFTER
+from aggregator.schedule import MAX_RETRY_AFTER, parse_max_age, parse_retry_after
 from aggregator.store import Store
 
 TESTS = Path(__file__).resolve().parent
@@ -301,3 +301,47 @@ def test_daemon_keeps_serving_while_every_hostile_source_misbehaves(
         if case.cause is not None:
             assert f"source={case.name} url=" in text, case.name
     assert process.returncode == 0, text
+
+
+# -- hostile scheduling headers, as plain values ---------------------------------------
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "header, delay",
+    [
+        ("120", timedelta(seconds=120)),
+        ("000000000000120", timedelta(seconds=120)),
+        ("9" * 30, MAX_RETRY_AFTER),
+        ("9" * 5000, MAX_RETRY_AFTER),  # past int()'s digit limit
+        ("Wed, 21 Oct 2099 07:28:00 GMT", MAX_RETRY_AFTER),
+        ("Wed, 21 Oct 99999 07:28:00 GMT", None),
+        ("Mon, 01 Jan 1900 00:00:00 GMT", timedelta(0)),
+        ("²", None),  # a digit to str.isdigit(), not to int()
+        ("٣", None),
+        ("-5", None),
+        ("1e9", None),
+        ("", None),
+    ],
+)
+def test_retry_after_of_any_shape_is_a_bounded_delay_or_none(
+    header: str, delay: timedelta | None
+) -> None:
+    assert parse_retry_after(header, NOW) == delay
+
+
+@pytest.mark.parametrize(
+    "header, delay",
+    [
+        ("public, max-age=600", timedelta(seconds=600)),
+        ("max-age=" + "9" * 5000, timedelta(days=365)),
+        ("max-age=99999999999999999999", timedelta(days=365)),
+        ("max-age=٣", None),
+        ("max-age=600, no-store", None),
+    ],
+)
+def test_cache_control_max_age_of_any_shape_is_a_bounded_delay_or_none(
+    header: str, delay: timedelta | None
+) -> None:
+    assert parse_max_age(header) == delay
