@@ -25,7 +25,7 @@ from aggregator.outputs import OutputFeed, Verdict, output_feeds
 from aggregator.poll import PollSummary, SourceResult, run_pass
 from aggregator.publish import build_all, review_for
 from aggregator.status import overview, relative
-from aggregator.store import Store
+from aggregator.store import Store, describe_error
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -55,7 +55,7 @@ def _open_store(config: Config) -> Store:
         store.upgrade()
         store.sync_sources(config.sources.values())
     except Exception as error:  # every driver has its own error types; all mean the same here
-        _fail(f"database {config.settings.database}: {error}")
+        _fail(f"database {config.settings.database}: {describe_error(error)}")
     return store
 
 

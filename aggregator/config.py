@@ -150,10 +150,13 @@ def parse_duration(text: str) -> timedelta:
     compact = text.strip() if isinstance(text, str) else ""
     if not _DURATION.fullmatch(compact):
         raise ValueError(f"expected a duration like 90s, 15m, 2h or 7d, got {_show(text)}")
-    total = sum(
-        (int(count) * _DURATION_UNITS[unit] for count, unit in _DURATION_PART.findall(compact)),
-        timedelta(),
-    )
+    try:
+        total = sum(
+            (int(count) * _DURATION_UNITS[unit] for count, unit in _DURATION_PART.findall(compact)),
+            timedelta(),
+        )
+    except (OverflowError, ValueError):  # past timedelta's range, or int()'s digit limit
+        raise ValueError(f"duration too long: {_show(text)}") from None
     if total <= timedelta():
         raise ValueError(f"a duration must be longer than zero, got {_show(text)}")
     return total
@@ -325,13 +328,16 @@ def load_config(path: str | Path | None = None) -> Config:
     """Read and check the file at `path` (default: `default_config_path()`)."""
     path = Path(path) if path is not None else default_config_path()
     try:
-        # utf-8-sig: editors on Windows start files with a byte order mark.
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as error:
         raise ConfigError([f"{path}: cannot read: {error.strerror or error}"]) from None
+    try:
+        # utf-8-sig: editors on Windows start files with a byte order mark.
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
         raise ConfigError(
-            [f"{path}: cannot read: not UTF-8 text (byte {error.start} is not valid)"]
+            [f"{path}:{line}: cannot read: not UTF-8 text (byte {error.start} is not valid)"]
         ) from None
     return parse_config(text, path)
 
@@ -342,6 +348,10 @@ def parse_config(text: str, path: Path) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError([_syntax_error(str(error), text, path)]) from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively.
+        line = _deepest_line(text)
+        raise ConfigError([f"{path}:{line}: syntax: arrays or tables nested too deeply"]) from None
     problems: list[tuple[tuple[str | int, ...], str]] = []
     document: _ConfigDocument | None = None
     try:
@@ -571,6 +581,23 @@ def _key_path(loc: Sequence[str | int]) -> str:
         else:
             parts.append(part if _BARE_KEY.fullmatch(part) else f'"{part}"')
     return ".".join(parts)
+
+
+def _deepest_line(text: str) -> int:
+    """The line where brackets and braces first nest deepest (strings not told apart:
+    this only has to point near the runaway nesting)."""
+    depth = deepest = 0
+    line = where = 1
+    for char in text:
+        if char == "\n":
+            line += 1
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, where = depth, line
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return where
 
 
 def _syntax_error(message: str, text: str, path: Path) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.config import Config, ConfigError, Settings, load_config
 from aggregator.fetch import Fetcher
@@ -48,7 +49,7 @@ from aggregator.poll import (
 )
 from aggregator.publish import build_all
 from aggregator.schedule import first_poll, spread_window
-from aggregator.store import Store
+from aggregator.store import Store, describe_error
 from aggregator.systemd import notify, watchdog_period
 from aggregator.web import WebState, create_app
 
@@ -182,12 +183,16 @@ class Daemon:
             self._tick_errors += 1
             if time.monotonic() - self._tick_error_logged >= TICK_ERROR_LOG_EVERY:
                 self._tick_error_logged = time.monotonic()
+                cause = (
+                    describe_error(error)
+                    if isinstance(error, SQLAlchemyError)
+                    else f"{type(error).__name__}: {error}"
+                )
                 log.error(
-                    "scheduler cannot claim due sources from %s (%d failed ticks): %s: %s",
+                    "scheduler cannot claim due sources from %s (%d failed ticks): %s",
                     self.config.settings.database,
                     self._tick_errors,
-                    type(error).__name__,
-                    error,
+                    cause,
                 )
         finally:
             self._ticking = False

@@ -1,20 +1,32 @@
-"""Every HTTP client behaviour: headers, validators, redirects, limits, per-host concurrency.
+"""Every HTTP client behaviour: headers, validators, redirects, limits, per-host
+concurrency, and the address guard.
 
-One `Fetcher` owns one `httpx.AsyncClient` for a whole polling pass, so connections
-to a host are reused across its sources. Local `path` sources are read here too, so
-the refresh sequence treats both kinds of source alike.
+One `Fetcher` serves a whole polling pass, so connections to a host are reused
+across its sources. Local `path` sources are read here too, so the refresh
+sequence treats both kinds of source alike.
+
+The address guard decides where a connection may go *after* DNS, per connection,
+like Miniflux's dialer: `_GuardedBackend` resolves the host itself, checks every
+address against the source's `AddressPolicy`, and connects to an allowed address
+by number, so a name that resolves differently between check and connect (DNS
+rebinding) cannot slip through. Each policy has its own connection pool, so a
+connection opened for a source allowed to reach private space is never reused by
+one that is not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
+import ipaddress
 import mimetypes
 import os
 import socket
 import ssl
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -23,6 +35,7 @@ from types import MappingProxyType, TracebackType
 from typing import Protocol
 
 import brotli  # type: ignore[import-untyped]
+import httpcore
 import httpx
 
 from aggregator.model import Validators
@@ -52,6 +65,15 @@ PERMANENT_REDIRECT_STATUSES = frozenset({301, 308})
 _PIECE = 64 * 1024
 NO_VALIDATORS = Validators()
 
+# Host names that only mean something inside the operator's own network: a source
+# configured with one of these is "configured with a private address" (SPEC.md).
+_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".intranet")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# (host, port) → the addresses to try, in order. The default asks the system resolver;
+# tests map public-looking names to 127.0.0.1 with their own.
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+
 
 class FetchError(Exception):
     """A source could not be fetched; `str()` is "SOURCE: URL: cause"."""
@@ -71,6 +93,178 @@ class FetchError(Exception):
         self.cause = cause
         self.status = status
         self.retry_after = retry_after
+
+
+class AddressPolicy(enum.Enum):
+    """Which addresses a source's connections may reach (SPEC.md, "Address guard")."""
+
+    PUBLIC = "public"  # its URL names a public host: global unicast addresses only
+    LOCAL = "local"  # configured with a private or loopback address: all but link-local
+    ANY = "any"  # `allow_private = true`: everything, link-local (cloud metadata) included
+
+
+def address_policy(url: str, *, allow_private: bool = False) -> AddressPolicy:
+    """The policy for a source fetched from `url`, decided from its host alone."""
+    if allow_private:
+        return AddressPolicy.ANY
+    try:
+        host = httpx.URL(url).host.lower().rstrip(".")
+    except httpx.InvalidURL:
+        return AddressPolicy.PUBLIC
+    address = _ip(host)
+    if address is not None:
+        return AddressPolicy.PUBLIC if _is_public(address) else AddressPolicy.LOCAL
+    return AddressPolicy.LOCAL if _is_local_name(host) else AddressPolicy.PUBLIC
+
+
+def _is_local_name(host: str) -> bool:
+    host = host.lower().rstrip(".")
+    return host == "localhost" or "." not in host or host.endswith(_LOCAL_SUFFIXES)
+
+
+def address_refusal(policy: AddressPolicy, address: str) -> str | None:
+    """Why `policy` refuses a connection to `address`, or None when it may go there."""
+    if policy is AddressPolicy.ANY:
+        return None
+    ip = _ip(address)
+    if ip is None:
+        if policy is AddressPolicy.PUBLIC and _is_local_name(address):
+            return (
+                f"{address} is a local host name, and a source whose URL names a public host "
+                "may not reach loopback, private, link-local or reserved addresses "
+                "(set allow_private on the source to allow it)"
+            )
+        return None
+    kind = _address_kind(ip)
+    if kind == "link-local":
+        return f"{address} is a link-local address, refused unless the source sets allow_private"
+    if policy is AddressPolicy.PUBLIC and kind != "public":
+        article = "an" if kind[0] in "aeiou" else "a"
+        return (
+            f"{address} is {article} {kind} address, and a source whose URL names a public host "
+            "may not reach loopback, private, link-local or reserved addresses "
+            "(set allow_private on the source to allow it)"
+        )
+    return None
+
+
+def _ip(text: str) -> IPAddress | None:
+    try:
+        address = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        # An IPv4 address dressed as IPv6 goes where the IPv4 address goes.
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in _NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return embedded
+    return address
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _address_kind(ip: IPAddress) -> str:
+    if ip.is_link_local:
+        return "link-local"
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_unspecified:
+        return "unspecified"
+    if _is_public(ip):
+        return "public"
+    if ip.is_private:
+        return "private"
+    return "reserved"
+
+
+def _is_public(ip: IPAddress) -> bool:
+    return ip.is_global and not ip.is_multicast
+
+
+class AddressRefused(httpcore.ConnectError):
+    """The address guard refused every address a host name resolved to.
+
+    A ConnectError itself, since httpcore's pool drops the cause of what it re-raises."""
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend with the address guard in front of every connect."""
+
+    def __init__(self, policy: AddressPolicy, resolver: Resolver | None) -> None:
+        self._policy = policy
+        self._resolver = resolver or _system_resolver
+        self._backend = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = [host] if _ip(host) is not None else await self._resolver(host, port)
+        except OSError as error:
+            raise httpcore.ConnectError(str(error)) from error
+        refusals = []
+        allowed = []
+        for address in addresses:
+            reason = address_refusal(self._policy, address)
+            if reason is None:
+                allowed.append(address)
+            else:
+                refusals.append(reason)
+        if not allowed:
+            reason = refusals[0] if refusals else "no address"
+            named = "" if host in addresses else f"{host} resolves only to refused addresses: "
+            raise AddressRefused(f"address guard: {named}{reason}")
+        for address in allowed[:-1]:
+            # Connecting by number: what was checked is what is reached.
+            with contextlib.suppress(httpcore.ConnectError, httpcore.ConnectTimeout):
+                return await self._backend.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+        return await self._backend.connect_tcp(
+            allowed[-1], port, timeout, local_address, socket_options
+        )
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not fetched")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+async def _system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def _guarded_transport(
+    policy: AddressPolicy, resolver: Resolver | None, limits: httpx.Limits
+) -> httpx.AsyncHTTPTransport:
+    transport = httpx.AsyncHTTPTransport(http1=True, http2=False, limits=limits, trust_env=False)
+    # httpx takes no network backend; its pool is replaced by an identical one that
+    # has ours. (Checked by the address guard tests against real servers.)
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        http1=True,
+        http2=False,
+        network_backend=_GuardedBackend(policy, resolver),
+    )
+    return transport
 
 
 @dataclass(frozen=True)
@@ -95,7 +289,8 @@ class _BodyTooLarge(Exception):
 class Fetcher:
     """Fetches sources politely: at most `concurrency` requests at once, at most
     `per_host` to any one host name, each within `timeout` seconds from connect to
-    last byte, bodies capped at `max_bytes` after decompression."""
+    last byte, bodies capped at `max_bytes` after decompression, every connection
+    checked by the address guard (`resolver` replaces the system resolver)."""
 
     def __init__(
         self,
@@ -106,29 +301,40 @@ class Fetcher:
         concurrency: int = 20,
         per_host: int = 2,
         max_redirects: int = 5,
+        resolver: Resolver | None = None,
     ) -> None:
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
+        self._user_agent = user_agent
+        self._concurrency = concurrency
+        self._resolver = resolver
         self._per_host = per_host
         self._all = asyncio.Semaphore(concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
-        self._client = httpx.AsyncClient(
-            http1=True,
-            http2=False,
+        self._clients: dict[AddressPolicy, httpx.AsyncClient] = {}
+
+    def _client(self, policy: AddressPolicy) -> httpx.AsyncClient:
+        """The client (and connection pool) of one address policy, made on first use."""
+        client = self._clients.get(policy)
+        if client is not None:
+            return client
+        timeout = self.timeout
+        limits = httpx.Limits(
+            max_connections=self._concurrency,
+            max_keepalive_connections=self._concurrency,
+            keepalive_expiry=5.0,
+        )
+        client = self._clients[policy] = httpx.AsyncClient(
             headers={
-                "User-Agent": user_agent,
+                "User-Agent": self._user_agent,
                 "Accept": ACCEPT,
                 "Accept-Encoding": ACCEPT_ENCODING,
             },
             # The whole-fetch deadline in `fetch` is the real limit; these stop any
             # single phase from outliving it.
             timeout=httpx.Timeout(connect=timeout, read=timeout, write=timeout, pool=timeout),
-            limits=httpx.Limits(
-                max_connections=concurrency,
-                max_keepalive_connections=concurrency,
-                keepalive_expiry=5.0,
-            ),
+            transport=_guarded_transport(policy, self._resolver, limits),
             follow_redirects=False,
             # A jar whose policy accepts no domain: a Set-Cookie is never sent back.
             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
@@ -136,6 +342,7 @@ class Fetcher:
             # variables in whatever environment the daemon was started from.
             trust_env=False,
         )
+        return client
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -149,14 +356,27 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
 
     async def fetch(
-        self, source: str, url: str, validators: Validators = NO_VALIDATORS
+        self,
+        source: str,
+        url: str,
+        validators: Validators = NO_VALIDATORS,
+        *,
+        allow_private: bool = False,
     ) -> FetchResponse:
+        """GET `url` for `source`; raises FetchError naming the source, URL and cause.
+
+        `allow_private` is the source's setting of that name: without it a URL that
+        names a public host reaches public addresses only, and no URL reaches
+        link-local ones."""
+        policy = address_policy(url, allow_private=allow_private)
         async with self._all:
             try:
-                return await self._follow(source, url, validators)
+                return await self._follow(source, url, validators, policy)
             except (TimeoutError, httpx.TimeoutException):
                 raise FetchError(source, url, f"timed out after {self.timeout:g}s") from None
             except httpx.HTTPError as error:
@@ -164,10 +384,13 @@ class Fetcher:
             except httpx.InvalidURL as error:
                 raise FetchError(source, url, f"invalid URL: {error}") from None
 
-    async def _follow(self, source: str, url: str, validators: Validators) -> FetchResponse:
+    async def _follow(
+        self, source: str, url: str, validators: Validators, policy: AddressPolicy
+    ) -> FetchResponse:
         current = httpx.URL(url)
         if current.scheme not in ("http", "https"):
             raise FetchError(source, url, f"unsupported URL scheme {current.scheme!r}")
+        client = self._client(policy)
         conditional = _conditional_headers(validators)
         loop = asyncio.get_running_loop()
         deadline: float | None = None
@@ -176,6 +399,11 @@ class Fetcher:
         leading_permanent = True
         redirects = 0
         while True:
+            refusal = address_refusal(policy, current.host)
+            if refusal is not None:
+                # An address written in the URL is refused before any connection.
+                hop = "" if str(current) == url else f"redirect to {current} refused: "
+                raise FetchError(source, url, f"{hop}address guard: {refusal}")
             body = b""
             target: httpx.URL | None = None
             async with self._host_slot(current.host):
@@ -185,8 +413,8 @@ class Fetcher:
                     deadline = loop.time() + self.timeout
                     started = time.monotonic()
                 async with asyncio.timeout_at(deadline):
-                    request = self._client.build_request("GET", current, headers=conditional)
-                    response = await self._client.send(request, stream=True)
+                    request = client.build_request("GET", current, headers=conditional)
+                    response = await client.send(request, stream=True)
                     try:
                         status = response.status_code
                         if status in REDIRECT_STATUSES:
@@ -363,13 +591,19 @@ def _status_error(
 ) -> FetchError:
     status = response.status_code
     reason = response.reason_phrase or httpx.codes.get_reason_phrase(status)
-    cause = f"HTTP {status} {reason}".rstrip()
+    cause = f"HTTP {status} {_shown(reason)}".rstrip()
     retry_after = response.headers.get("retry-after")
     if retry_after:
-        cause += f" (Retry-After: {retry_after})"
+        cause += f" (Retry-After: {_shown(retry_after)})"
     if str(current) != url:
         cause += f" at {current}"
     return FetchError(source, url, cause, status=status, retry_after=retry_after)
+
+
+def _shown(text: str, limit: int = 100) -> str:
+    """A server-chosen string as it may appear in an error message: short, one line."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _transport_cause(error: httpx.HTTPError) -> str:
@@ -377,6 +611,8 @@ def _transport_cause(error: httpx.HTTPError) -> str:
     reason: BaseException | None = error
     seen = 0
     while reason is not None and seen < 10:
+        if isinstance(reason, AddressRefused):
+            return str(reason)
         if isinstance(reason, ConnectionRefusedError):
             return "connection refused"
         if isinstance(reason, ConnectionResetError):
@@ -389,7 +625,7 @@ def _transport_cause(error: httpx.HTTPError) -> str:
             return f"TLS error: {reason.reason or reason}"
         reason = reason.__cause__ or reason.__context__
         seen += 1
-    detail = str(error) or type(error).__name__
+    detail = _shown(str(error) or type(error).__name__, 300)
     if isinstance(error, httpx.ConnectError):
         return f"cannot connect: {detail}"
     if isinstance(error, httpx.RemoteProtocolError):

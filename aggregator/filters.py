@@ -16,6 +16,12 @@ A query is terms separated by spaces, all of which must match (AND). A term is
   field's text and in its folded form; it matches when either search finds it, so
   `/zurich/` finds "Zürich" and `/Zürich/` does too.
 
+A query from the network (`parse_query(text, untrusted=True)`, the HTTP `q`
+parameter) runs its regexes on RE2 instead, whose matching time is linear in the
+text: Python's backtracking engine takes exponential time on `/(a+)+$/` and would
+hang a worker. RE2 lacks backreferences and lookaround; such a regex is refused
+with a QueryError saying so. Admins' own filters keep the whole Python syntax.
+
 Words and phrases compare *folded* text (see `folding.fold`): case, accents, compatibility
 forms, curly quotes and dash variants make no difference.
 
@@ -30,6 +36,9 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
+
+import re2
 
 from aggregator.folding import fold
 from aggregator.model import StoredEntry, Story
@@ -54,6 +63,17 @@ class QueryError(ValueError):
         super().__init__(f"{problem}{where} in query {query!r}")
 
 
+class Pattern(Protocol):
+    """What a term searches with: a compiled Python `re` pattern, or an RE2 one."""
+
+    def search(self, text: str) -> object | None: ...
+
+
+# RE2 compiles a pattern into an automaton of at most this much memory; past it the
+# pattern is refused ("pattern too large") instead of growing without bound.
+_RE2_MAX_MEMORY = 8 << 20
+
+
 @dataclass(frozen=True, slots=True)
 class Term:
     """One compiled term: where to look, the pattern to search, and whether to negate."""
@@ -62,7 +82,7 @@ class Term:
     value: str  # as written, without quotes or slashes
     kind: str  # "word", "phrase" or "regex"
     negated: bool
-    pattern: re.Pattern[str]
+    pattern: Pattern
     position: int  # 0-based index of the term in the query text
 
 
@@ -77,8 +97,11 @@ class Query:
         return self.text
 
 
-def parse_query(text: str) -> Query:
-    """Parse and compile `text`; raises `QueryError` naming the problem and its column."""
+def parse_query(text: str, *, untrusted: bool = False) -> Query:
+    """Parse and compile `text`; raises `QueryError` naming the problem and its column.
+
+    `untrusted`: the query comes from the network, so its regexes run on RE2 (see
+    the module doc)."""
     terms: list[Term] = []
     position = 0
     length = len(text)
@@ -87,7 +110,7 @@ def parse_query(text: str) -> Query:
             position += 1
         if position >= length:
             break
-        term, position = _parse_term(text, position)
+        term, position = _parse_term(text, position, untrusted)
         terms.append(term)
     if not terms:
         raise QueryError("empty query", text)
@@ -104,7 +127,7 @@ def matches_any_copy(query: Query, story: Story) -> bool:
     return any(matches(query, copy) for copy in story.copies)
 
 
-def _parse_term(text: str, start: int) -> tuple[Term, int]:
+def _parse_term(text: str, start: int, untrusted: bool) -> tuple[Term, int]:
     position = start
     negated = text[position] == "-"
     if negated:
@@ -127,6 +150,7 @@ def _parse_term(text: str, start: int) -> tuple[Term, int]:
     if position >= len(text) or text[position].isspace():
         raise QueryError(f"empty value for field {field!r}", text, value_start)
     opener = text[position]
+    pattern: Pattern
     if opener in _OPENING_QUOTES:
         raw, position = _read_quoted(text, position)
         kind = "phrase"
@@ -135,7 +159,11 @@ def _parse_term(text: str, start: int) -> tuple[Term, int]:
     elif opener == "/":
         value, position = _read_regex(text, position)
         kind = "regex"
-        pattern = _regex_pattern(value, text, value_start)
+        pattern = (
+            _linear_regex_pattern(value, text, value_start)
+            if untrusted
+            else _regex_pattern(value, text, value_start)
+        )
     else:
         end = position
         while end < len(text) and not text[end].isspace():
@@ -195,6 +223,25 @@ def _regex_pattern(value: str, text: str, value_start: int) -> re.Pattern[str]:
         raise QueryError(f"invalid regular expression: {error.msg}", text, where) from error
     except (OverflowError, RecursionError) as error:
         raise QueryError(f"invalid regular expression: {error}", text, value_start) from error
+
+
+def _linear_regex_pattern(value: str, text: str, value_start: int) -> Pattern:
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False  # the QueryError says it; RE2's own log would go to stderr
+    options.max_mem = _RE2_MAX_MEMORY
+    try:
+        pattern: Pattern = re2.compile(value, options)
+    except re2.error as error:
+        detail = error.args[0] if error.args else error
+        reason = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
+        raise QueryError(
+            f"regular expression not accepted in a query from the network ({reason}); "
+            "network queries run on RE2: no backreferences or lookaround",
+            text,
+            value_start,
+        ) from None
+    return pattern
 
 
 def _words_pattern(value: str, text: str, value_start: int) -> re.Pattern[str]:

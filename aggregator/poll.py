@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher, FetchError, FetchResponse
 from aggregator.model import ParsedFeed, PollRecord, SaveCounts, SourceState
@@ -39,7 +41,7 @@ from aggregator.schedule import (
     parse_retry_after,
     publisher_hint,
 )
-from aggregator.store import Store
+from aggregator.store import Store, describe_error
 
 log = logging.getLogger("aggregator.poll")
 
@@ -168,7 +170,12 @@ class Poller:
         if state.path:
             return await self.fetcher.read_file(state.name, Path(state.path))
         assert state.url is not None
-        return await self.fetcher.fetch(state.name, state.url, state.validators)
+        return await self.fetcher.fetch(
+            state.name,
+            state.url,
+            state.validators,
+            allow_private=self.config.sources[state.name].allow_private,
+        )
 
     async def _parse(self, response: FetchResponse, name: str) -> ParsedFeed:
         # A partial of a module-level function pickles, so it can cross to a worker process.
@@ -318,6 +325,13 @@ class Poller:
         """`poll_source`, where a bug costs this one source (logged, its claim released)."""
         try:
             return await self.poll_source(state)
+        except SQLAlchemyError as error:
+            # Locked, read-only, full or gone: nothing of this poll was kept, and the
+            # source is due again as soon as the database takes writes (its lease ends).
+            location = state.url or str(state.path)
+            message = f"{state.name}: {location}: database error: {describe_error(error)}"
+            log.error("poll source=%s failed: %s", state.name, message)
+            return SourceResult(state.name, location, "error", error=message)
         except Exception as error:  # a bug must cost one source, never the pass
             log.exception("source %s: unexpected failure", state.name)
             with contextlib.suppress(Exception):

@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -42,6 +42,10 @@ _MEDIA_NS = "http://search.yahoo.com/mrss/"
 _UNKNOWN_TYPE = "application/octet-stream"
 _UNKNOWN_LENGTH = "0"
 _TITLE_FROM_TEXT_CHARS = 80
+# A published date this far past its first sight is a wrong clock or a hostile feed
+# (SPEC: treated as first-seen time; the store orders stories by the same rule); an
+# updated date this far past now is shown as the published one.
+_FUTURE_TOLERANCE = timedelta(days=1)
 _IMG_TAG = re.compile(r"<img\b", re.IGNORECASE)
 # Our own output, parsed back only to add what feedgen cannot write: no entities, no network.
 _OWN_XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
@@ -90,7 +94,7 @@ class _EntryView:
 
 def render_atom(feed: OutputFeed, stories: Sequence[Story], ctx: FeedContext) -> bytes:
     """The feed as an Atom 1.0 document (RFC 4287), UTF-8."""
-    views = [_view(story) for story in stories]
+    views = [_view(story, ctx.now) for story in stories]
     fg = _feed_generator(feed, views, ctx)
     fg.link(href=ctx.feed_url(feed.name, "atom"), rel="self", type=ATOM_TYPE)
     fg.link(href=ctx.base_url, rel="alternate", type="text/html")
@@ -114,7 +118,7 @@ def render_atom(feed: OutputFeed, stories: Sequence[Story], ctx: FeedContext) ->
 
 def render_rss(feed: OutputFeed, stories: Sequence[Story], ctx: FeedContext) -> bytes:
     """The feed as an RSS 2.0 document, UTF-8."""
-    views = [_view(story) for story in stories]
+    views = [_view(story, ctx.now) for story in stories]
     fg = _feed_generator(feed, views, ctx)
     fg.load_extension("dc", atom=False, rss=True)  # RSS <author> must be an e-mail address
     fg.link(href=ctx.feed_url(feed.name, "rss"), rel="self", type=RSS_TYPE)
@@ -162,7 +166,7 @@ def render_json(feed: OutputFeed, stories: Sequence[Story], ctx: FeedContext) ->
     description = _clean(feed.description)
     if description:
         document["description"] = description
-    document["items"] = [_json_item(_view(story)) for story in stories]
+    document["items"] = [_json_item(_view(story, ctx.now)) for story in stories]
     return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
 
 
@@ -200,10 +204,15 @@ RENDERERS: dict[str, tuple[Callable[..., bytes], str]] = {
 # --- the common view of a story ------------------------------------------------------
 
 
-def _view(story: Story) -> _EntryView:
+def _view(story: Story, now: datetime) -> _EntryView:
     face = story.face
     published = _utc(face.published or story.sort_time)
+    if published > _utc(face.first_seen) + _FUTURE_TOLERANCE:
+        published = _utc(story.sort_time)
     updated = _utc(face.updated) if face.updated else published
+    if updated > _utc(now) + _FUTURE_TOLERANCE:
+        # Readers sort by it, and the feed's own <updated> is the latest of them.
+        updated = published
     image = _clean_image(face.image)
     also = _other_sources(story)
     body = face.content or face.summary

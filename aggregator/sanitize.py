@@ -19,6 +19,7 @@ import nh3
 # lone surrogates, U+FFFE/U+FFFF). lxml refuses them, readers choke on them.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _TAG = re.compile(r"<[^>]*>")
+_URL_NOISE = re.compile(r"[\x00-\x20]")
 _SPACE = re.compile(r"\s+")
 
 # Ammonia's allow-list (no script, style, forms, frames, objects) plus the media
@@ -124,6 +125,15 @@ def web_url(url: str | None, base_url: str | None = None) -> str | None:
     return resolved
 
 
+def _safe_scheme(url: str) -> bool:
+    # Browsers ignore tabs, newlines and spaces inside a scheme ("java\tscript:").
+    compact = _URL_NOISE.sub("", url)
+    scheme, colon, _ = compact.partition(":")
+    if not colon or "/" in scheme or "?" in scheme or "#" in scheme:
+        return True  # no scheme: a relative reference
+    return scheme.lower() in _URL_SCHEMES
+
+
 def sanitize_html(fragment: str, base_url: str | None) -> str:
     """`fragment` with only safe markup left and every URL in it made absolute.
 
@@ -138,7 +148,9 @@ def sanitize_html(fragment: str, base_url: str | None) -> str:
 
     def resolve(tag: str, attribute: str, value: str) -> str | None:
         if (tag, attribute) in _URL_ATTRIBUTES:
-            return absolute_url(value, base_url)
+            url = absolute_url(value, base_url)
+            # nh3 checks the scheme of href and src itself, not of `cite`.
+            return url if url is not None and _safe_scheme(url) else None
         return value
 
     cleaned: str = nh3.clean(

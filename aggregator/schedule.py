@@ -39,7 +39,11 @@ MAX_RETRY_AFTER = timedelta(days=7)
 # Sources due at once (new, or overdue after downtime) start within this window, or
 # within their interval when that is shorter, each at its own fixed offset in it.
 FIRST_POLL_SPREAD = timedelta(seconds=60)
-_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
+# [0-9], not \d: "²" is a digit to the regex engine and not to int().
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?([0-9]+)\"?", re.IGNORECASE)
+# Longer than any max_interval: next_poll clamps it anyway, this only keeps the
+# arithmetic inside timedelta's range whatever a server sends.
+_MAX_MAX_AGE = timedelta(days=365)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,15 +129,19 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
-        return timedelta(seconds=int(text))
+    if text.isascii() and text.isdigit():  # "²" is a digit to isdigit(), not to int()
+        digits = text.lstrip("0") or "0"
+        # Length first: a header of thousands of digits is past int()'s own limit.
+        if len(digits) > 9:
+            return MAX_RETRY_AFTER
+        return min(MAX_RETRY_AFTER, timedelta(seconds=int(digits)))
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         return None
-    return max(timedelta(0), when - now)
+    return min(MAX_RETRY_AFTER, max(timedelta(0), when - now))
 
 
 def parse_max_age(cache_control: str | None, age: str | None = None) -> timedelta | None:
@@ -145,9 +153,14 @@ def parse_max_age(cache_control: str | None, age: str | None = None) -> timedelt
     if "no-store" in lowered or "no-cache" in lowered:
         return None
     match = _MAX_AGE.search(cache_control)
-    if not match:
+    if match is None:
         return None
-    fresh = int(match.group(1))
-    if age is not None and age.strip().isdigit():
-        fresh = max(0, fresh - int(age.strip()))
-    return timedelta(seconds=fresh)
+    digits = match.group(1).lstrip("0") or "0"
+    # Length first: a header of thousands of digits is past int()'s own limit.
+    if len(digits) > 9:
+        return _MAX_MAX_AGE
+    fresh = int(digits)
+    if age is not None and age.strip().isascii() and age.strip().isdigit():
+        already = age.strip().lstrip("0") or "0"
+        fresh = 0 if len(already) > 9 else max(0, fresh - int(already))
+    return min(_MAX_MAX_AGE, timedelta(seconds=fresh))

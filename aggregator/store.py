@@ -275,6 +275,26 @@ class SourceSettings(Protocol):
     def enabled(self) -> bool: ...
 
 
+# What SQLite's terser messages usually mean on a server (it must also create the
+# -wal and -shm files beside the database).
+_SQLITE_HINTS = {
+    "unable to open database file": "is its folder missing, read-only or full?",
+    "disk I/O error": "is the disk full or read-only?",
+    "attempt to write a readonly database": "is the file or its disk read-only?",
+    "database is locked": "another process holds the write lock",
+}
+
+
+def describe_error(error: BaseException) -> str:
+    """A database error as an admin reads it: the driver's own words, on one line,
+    without SQLAlchemy's SQL echo and documentation link, with a hint where
+    SQLite's words are terse."""
+    cause = getattr(error, "orig", None) or error
+    text = " ".join(str(cause).split()) or type(cause).__name__
+    hint = _SQLITE_HINTS.get(text)
+    return f"{text} ({hint})" if hint else text
+
+
 class UnknownSourceError(LookupError):
     """A poll was recorded for a source the database does not hold."""
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -40,7 +41,7 @@ from aggregator.pages import status_page
 from aggregator.publish import FORMATS, render_feed
 from aggregator.render import FeedContext, render_opml
 from aggregator.status import overview
-from aggregator.store import Store
+from aggregator.store import Store, describe_error
 
 log = logging.getLogger("aggregator.web")
 
@@ -160,16 +161,31 @@ def create_app(state: WebState) -> Starlette:
             return PlainTextResponse(f"{error}\n", status_code=400)
         key = (output.name, fmt, extra.text if extra else "", limit)
         assert state.versions is not None
-        version = state.versions.fresh()
-        if version is None:
-            version = await run_in_threadpool(state.versions.current)
         cached = state.cache.get(key)
-        if cached is not None and cached.version == version:
-            state.cache.move_to_end(key)
-            metrics.render_cache.labels("hit").inc()
-        else:
-            metrics.render_cache.labels("miss").inc()
-            cached = await run_in_threadpool(_render, state, key, output, version, extra, limit)
+        try:
+            version = state.versions.fresh()
+            if version is None:
+                version = await run_in_threadpool(state.versions.current)
+            if cached is not None and cached.version == version:
+                state.cache.move_to_end(key)
+                metrics.render_cache.labels("hit").inc()
+            else:
+                metrics.render_cache.labels("miss").inc()
+                cached = await run_in_threadpool(_render, state, key, output, version, extra, limit)
+        except SQLAlchemyError as error:
+            if cached is None:
+                log.error(
+                    "cannot render %s.%s, database unavailable: %s",
+                    name,
+                    fmt,
+                    describe_error(error),
+                )
+                return PlainTextResponse(
+                    "database unavailable, and this feed is not in the cache; retry later\n",
+                    status_code=503,
+                    headers={"Retry-After": "30"},
+                )
+            # The database is away: readers keep getting the last rendering until it is back.
         return _answer(request, cached, metrics)
 
     async def opml(request: Request) -> Response:
@@ -190,7 +206,7 @@ def create_app(state: WebState) -> Starlette:
             await asyncio.wait_for(run_in_threadpool(state.store.ping), timeout=10)
             checks["database"] = "ok"
         except Exception as error:  # any driver error (or none in time) means "not answering"
-            checks["database"] = f"error: {type(error).__name__}: {error}"
+            checks["database"] = f"error: {type(error).__name__}: {describe_error(error)}"
             healthy = False
         if state.scheduler_alive():
             checks["scheduler"] = "ok"
@@ -238,13 +254,17 @@ def _query_params(request: Request) -> tuple[Query | None, int | None]:
         if len(q) > MAX_QUERY_LENGTH:
             raise ValueError(f"bad query: longer than {MAX_QUERY_LENGTH} characters")
         try:
-            extra = parse_query(q)
+            extra = parse_query(q, untrusted=True)
         except QueryError as error:
             raise ValueError(f"bad query: {error}") from error
     limit: int | None = None
     raw = request.query_params.get("limit")
     if raw is not None:
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        # ASCII and short first: "²" passes isdigit() but not int(), nor 5,000 digits.
+        if (
+            not (raw.isascii() and raw.isdigit() and len(raw) <= 3)
+            or not 1 <= int(raw) <= MAX_LIMIT
+        ):
             raise ValueError(f"bad limit: expected a whole number from 1 to {MAX_LIMIT}")
         limit = int(raw)
     return extra, limit

@@ -1,0 +1,449 @@
+"""Crash safety: `kill -9` at random moments of polling loses nothing and duplicates nothing.
+
+The poller (`aggregator poll --all`, and now and then `aggregator run`) is killed
+many times at seeded random moments while it fetches, parses and writes feeds
+that grow between runs. After every kill the database must be consistent
+(integrity and foreign keys), every story id ever seen must still name the same
+entries, and a last, uninterrupted poll must leave exactly the entries a clean
+database gets from the same feeds, grouped into the same stories.
+
+Then the machine's own failures: another process holding SQLite's write lock, a
+read-only disk and a full disk (a small tmpfs mounted for the test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager, suppress
+from pathlib import Path
+
+import pytest
+from feedserver import FeedServer, Reply, Request
+
+from aggregator.config import load_config
+from aggregator.poll import run_pass
+from aggregator.store import Store
+
+SEED = 4
+KILLS = 14
+SOURCES = 10
+
+
+class GrowingFeeds:
+    """SOURCES feeds that gain three entries per generation; every third entry is a
+    story that all sources carry (same link), the rest their own."""
+
+    def __init__(self, server: FeedServer) -> None:
+        self.generation = 0
+        self.lock = threading.Lock()
+        for number in range(SOURCES):
+            server.handler(f"/feed/{number}", self.handler(number))
+
+    def entries(self, source: int, generation: int | None = None) -> list[tuple[str, str]]:
+        upto = 6 + 3 * (self.generation if generation is None else generation)
+        return [
+            (
+                f"s{source}-e{n}",
+                f"http://story.example/{n}" if n % 3 == 0 else f"http://s{source}.example/{n}",
+            )
+            for n in range(upto)
+        ]
+
+    def document(self, source: int) -> bytes:
+        items = "".join(
+            f"<item><guid>{guid}</guid><title>Story {guid}</title><link>{link}</link>"
+            f"<description>{'text ' * 200}</description>"
+            f"<pubDate>Mon, 0{1 + n % 9} Jan 2024 10:00:00 GMT</pubDate></item>"
+            for n, (guid, link) in enumerate(self.entries(source))
+        )
+        return (
+            f'<?xml version="1.0"?><rss version="2.0"><channel><title>Source {source}</title>'
+            f"<link>http://s{source}.example/</link><description>d</description>{items}"
+            "</channel></rss>"
+        ).encode()
+
+    def handler(self, source: int):  # type: ignore[no-untyped-def]
+        def serve(request: Request) -> Reply:
+            # A little latency, different per source, spreads the writes over time.
+            return Reply(
+                body=self.document(source),
+                headers={"Content-Type": "application/rss+xml"},
+                delay=0.02 * (source % 5),
+            )
+
+        return serve
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def write_config(folder: Path, server: FeedServer, database: Path) -> Path:
+    port = free_port()
+    lines = [
+        "[aggregator]",
+        f'database = "sqlite:///{database}"',
+        f'listen = "127.0.0.1:{port}"',
+        f'base_url = "http://127.0.0.1:{port}"',
+        'timeout = "5s"',
+        "",
+    ]
+    for number in range(SOURCES):
+        lines += [f"[sources.s{number}]", f'url = "{server.url(f"/feed/{number}")}"', ""]
+    path = folder / f"{database.stem}.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def aggregator(config: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "--config", str(config), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
+
+
+def consistency_problems(database: Path) -> list[str]:
+    problems: list[str] = []
+    with closing(sqlite3.connect(database)) as conn:
+        (integrity,) = conn.execute("PRAGMA integrity_check").fetchone()
+        if integrity != "ok":
+            problems.append(f"integrity_check: {integrity}")
+        problems += [f"foreign key: {row}" for row in conn.execute("PRAGMA foreign_key_check")]
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if "entries" not in tables:
+            return problems  # killed before the first migration finished: nothing to check
+        problems += [
+            f"story {uid} shows entry {face}, which is not one of its own"
+            for uid, face in conn.execute(
+                "SELECT s.uid, s.face_entry_id FROM stories s WHERE NOT EXISTS "
+                "(SELECT 1 FROM entries e WHERE e.id = s.face_entry_id AND e.story_id = s.id)"
+            )
+        ]
+        problems += [
+            f"story {uid} has no entry"
+            for (uid,) in conn.execute(
+                "SELECT uid FROM stories s WHERE NOT EXISTS "
+                "(SELECT 1 FROM entries e WHERE e.story_id = s.id)"
+            )
+        ]
+        problems += [
+            f"sources {name} has entries from a poll it has no record of"
+            for (name,) in conn.execute(
+                "SELECT s.name FROM sources s WHERE s.last_polled_at IS NULL AND EXISTS "
+                "(SELECT 1 FROM entries e WHERE e.source_id = s.id)"
+            )
+        ]
+    return problems
+
+
+def story_of_entry(database: Path) -> dict[tuple[str, str], str]:
+    """(source, entry guid) → the uid of its story: what output ids are made of."""
+    with closing(sqlite3.connect(database)) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if "entries" not in tables:
+            return {}
+        rows = conn.execute(
+            "SELECT src.name, e.guid, st.uid FROM entries e "
+            "JOIN sources src ON src.id = e.source_id JOIN stories st ON st.id = e.story_id"
+        ).fetchall()
+    mapping: dict[tuple[str, str], str] = {}
+    for source, guid, uid in rows:
+        key = (str(source), str(guid).rsplit("/", 1)[-1])
+        assert key not in mapping, f"entry {key} stored twice"
+        mapping[key] = str(uid)
+    return mapping
+
+
+def grouping(mapping: dict[tuple[str, str], str]) -> set[frozenset[tuple[str, str]]]:
+    """The partition of entries into stories, whatever the stories' ids."""
+    groups: dict[str, set[tuple[str, str]]] = {}
+    for entry, uid in mapping.items():
+        groups.setdefault(uid, set()).add(entry)
+    return {frozenset(group) for group in groups.values()}
+
+
+@pytest.mark.slow
+def test_kill_9_during_polling_loses_and_duplicates_nothing(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    feeds = GrowingFeeds(feed_server)
+    database = tmp_path / "killed.db"
+    config = write_config(tmp_path, feed_server, database)
+    chance = random.Random(SEED)
+    seen: dict[tuple[str, str], str] = {}
+    kills: list[str] = []
+    for round_number in range(KILLS):
+        feeds.generation = round_number
+        command = ("run",) if round_number % 4 == 3 else ("poll", "--all")
+        process = aggregator(config, *command)
+        moment = chance.uniform(0.3, 2.5)
+        time.sleep(moment)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills.append(f"{' '.join(command)} at {moment:.2f}s")
+        assert consistency_problems(database) == [], kills
+        current = story_of_entry(database)
+        for entry, uid in seen.items():
+            # An entry, once stored, is never lost, and its story id never changes.
+            assert current.get(entry) == uid, (entry, kills)
+        seen = current
+
+    finished = subprocess.run(
+        [sys.executable, "-m", "aggregator", "--config", str(config), "poll", "--all"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert "Traceback" not in finished.stderr
+    final = story_of_entry(database)
+    assert consistency_problems(database) == []
+    expected = {
+        (f"s{source}", guid) for source in range(SOURCES) for guid, _ in feeds.entries(source)
+    }
+    assert set(final) == expected  # nothing lost, nothing extra
+    for entry, uid in seen.items():
+        assert final[entry] == uid
+
+    # A database that was never killed, polled once at the same generation.
+    clean = tmp_path / "clean.db"
+    clean_config = write_config(tmp_path, feed_server, clean)
+    subprocess.run(
+        [sys.executable, "-m", "aggregator", "--config", str(clean_config), "poll", "--all"],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert grouping(final) == grouping(story_of_entry(clean))
+
+    # Output ids survive one more uninterrupted poll unchanged.
+    out_before, out_after = tmp_path / "before", tmp_path / "after"
+    for out in (out_before, out_after):
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "aggregator",
+                "--config",
+                str(config),
+                "build",
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+        if out is out_before:
+            subprocess.run(
+                [sys.executable, "-m", "aggregator", "--config", str(config), "poll", "--all"],
+                capture_output=True,
+                timeout=120,
+                check=True,
+            )
+    ids = [
+        [item["id"] for item in json.loads((out / "all.json").read_bytes())["items"]]
+        for out in (out_before, out_after)
+    ]
+    assert ids[0] == ids[1] and len(ids[0]) == len(set(ids[0])) > 0
+
+
+# -- the machine's own failures --------------------------------------------------------
+
+
+def poll(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aggregator", "--config", str(config), "poll", "--all"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+
+
+@contextmanager
+def write_lock_held(database: Path, seconds: float) -> Iterator[None]:
+    """Another process holds SQLite's write lock for `seconds`."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            f"c = sqlite3.connect({str(database)!r}, isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE')\n"
+            "print('locked', flush=True)\n"
+            f"time.sleep({seconds})\n"
+            "c.execute('ROLLBACK')\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.wait(timeout=seconds + 30)
+
+
+def test_poll_waits_out_a_short_write_lock_held_by_another_process(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    feeds = GrowingFeeds(feed_server)
+    database = tmp_path / "locked.db"
+    config = write_config(tmp_path, feed_server, database)
+    assert poll(config).returncode == 0
+    feeds.generation = 1
+    with write_lock_held(database, 2.0):
+        result = poll(config)
+    assert result.returncode == 0, result.stderr
+    assert len(story_of_entry(database)) == SOURCES * 9
+
+
+@pytest.mark.slow
+def test_write_lock_held_past_the_busy_timeout_fails_clearly_and_the_next_poll_recovers(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    feeds = GrowingFeeds(feed_server)
+    database = tmp_path / "locked.db"
+    config = write_config(tmp_path, feed_server, database)
+    assert poll(config).returncode == 0
+    before = story_of_entry(database)
+    feeds.generation = 1
+    with write_lock_held(database, 14.0):  # the store waits 10 s for a lock
+        result = poll(config)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    # The command's first write (bringing the sources table up to date) meets the lock.
+    expected = f"error: database sqlite:///{database}: database is locked"
+    assert result.stderr.strip() == f"{expected} (another process holds the write lock)"
+    assert story_of_entry(database) == before  # nothing half-written
+    assert poll(config).returncode == 0
+    assert len(story_of_entry(database)) == SOURCES * 9
+
+
+@contextmanager
+def small_tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs for a full or read-only disk: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_read_only_disk_fails_each_source_clearly_and_loses_nothing(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    feeds = GrowingFeeds(feed_server)
+    with small_tmpfs(tmp_path / "disk", "20m") as disk:
+        database = disk / "ro.db"
+        config = write_config(tmp_path, feed_server, database)
+        assert poll(config).returncode == 0
+        before = story_of_entry(database)
+        feeds.generation = 1
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        try:
+            result = poll(config)
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr, result.stderr
+        # In WAL mode SQLite cannot even open the file: it would create its -shm index.
+        expected = f"error: database sqlite:///{database}: unable to open database file"
+        assert result.stderr.strip() == f"{expected} (is its folder missing, read-only or full?)"
+        assert story_of_entry(database) == before
+        assert consistency_problems(database) == []
+        assert poll(config).returncode == 0
+        assert len(story_of_entry(database)) == SOURCES * 9
+
+
+def test_full_disk_fails_the_writes_clearly_and_the_database_survives(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    feeds = GrowingFeeds(feed_server)
+    with small_tmpfs(tmp_path / "disk", "3m") as disk:
+        database = disk / "full.db"
+        config = write_config(tmp_path, feed_server, database)
+        assert poll(config).returncode == 0
+        before = story_of_entry(database)
+        filler = disk / "filler"
+        with filler.open("wb") as sink:
+            try:
+                while True:
+                    sink.write(bytes(64 * 1024))
+                    sink.flush()
+            except OSError:
+                pass  # the disk is full
+        feeds.generation = 8
+        result = poll(config)
+        assert result.returncode == 1, result.stdout
+        assert "Traceback" not in result.stderr, result.stderr
+        # SQLite says one or the other, depending on which file (database, WAL,
+        # shared-memory index) the write that ran out of room was for.
+        assert "database or disk is full" in result.stderr or ("disk I/O error" in result.stderr), (
+            result.stderr
+        )
+        assert str(database) in result.stderr
+        filler.unlink()
+        assert consistency_problems(database) == []
+        after = story_of_entry(database)
+        assert all(after.get(entry) == uid for entry, uid in before.items())
+        assert poll(config).returncode == 0
+        assert len(story_of_entry(database)) == SOURCES * (6 + 3 * 8)
+
+
+def test_disk_filling_up_under_a_running_poller_fails_each_source_clearly_then_recovers(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """The daemon's case: the store is open and working when the disk fills up."""
+    feeds = GrowingFeeds(feed_server)
+    with small_tmpfs(tmp_path / "disk", "3m") as disk:
+        database = disk / "live.db"
+        config = load_config(write_config(tmp_path, feed_server, database))
+        store = Store(config.settings.database)
+        try:
+            store.upgrade()
+            store.sync_sources(config.sources.values())
+            assert not asyncio.run(run_pass(config, store, force=True)).failed
+            before = story_of_entry(database)
+            filler = disk / "filler"
+            with filler.open("wb") as sink, suppress(OSError):
+                while True:
+                    sink.write(bytes(64 * 1024))
+                    sink.flush()
+            feeds.generation = 8
+            summary = asyncio.run(run_pass(config, store, force=True))
+            assert len(summary.failed) == SOURCES
+            for result in summary.failed:
+                assert result.error is not None
+                assert result.error.startswith(f"{result.source}: {result.url}: database error: ")
+                assert "full" in result.error or "disk I/O error" in result.error, result.error
+            filler.unlink()
+            assert story_of_entry(database) == before
+            assert not asyncio.run(run_pass(config, store, force=True)).failed
+            assert len(story_of_entry(database)) == SOURCES * (6 + 3 * 8)
+        finally:
+            store.close()

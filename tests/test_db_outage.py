@@ -1,0 +1,226 @@
+"""PostgreSQL stopped and started again under a running daemon.
+
+The shared PostgreSQL on 5432 serves other tests, so this one runs a throwaway
+server of its own (initdb + pg_ctl on a free port in a temporary folder, as the
+`postgres` user when the tests run as root) and stops that one. While it is
+down: `/healthz` says 503 and why, feeds already rendered keep being served from
+the cache, others get a clear 503, the daemon logs the failed polls without a
+traceback and keeps ticking. When it is back, the daemon recovers by itself:
+healthy again, polling again, new entries published.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from feedserver import FeedServer, Reply, Request
+
+PG_BIN = Path("/usr/lib/postgresql")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Postgres:
+    folder: Path
+    port: int
+    run_as: list[str]
+    bin: Path
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*self.run_as, str(self.bin / "pg_ctl"), "-D", str(self.folder / "data"), *args],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self.ctl("-o", options, "-l", str(self.folder / "server.log"), "-w", "start")
+
+    def stop(self) -> None:
+        self.ctl("-m", "fast", "-w", "stop")
+
+
+def find_bin() -> Path | None:
+    for candidate in sorted(PG_BIN.glob("*/bin"), reverse=True):
+        if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
+            return candidate
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+@pytest.fixture
+def throwaway_postgres() -> Iterator[Postgres]:
+    binaries = find_bin()
+    if binaries is None:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) to run a throwaway server")
+    run_as: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="aggregator-pg-"))
+    if os.geteuid() == 0:
+        # PostgreSQL refuses to run as root.
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root and no runuser to start PostgreSQL as postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, "postgres")
+    server = Postgres(folder, free_port(), run_as, binaries)
+    try:
+        made = subprocess.run(
+            [
+                *run_as,
+                str(binaries / "initdb"),
+                "-D",
+                str(folder / "data"),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if made.returncode != 0:
+            pytest.skip(f"cannot initdb a throwaway PostgreSQL: {made.stderr.strip()}")
+        server.start()
+        yield server
+    finally:
+        subprocess.run(
+            [
+                *run_as,
+                str(binaries / "pg_ctl"),
+                "-D",
+                str(folder / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def wait_for(what: str, check: Callable[[], bool], log: Path, timeout: float = 40) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what} did not happen:\n{log.read_text()}"
+        time.sleep(0.25)
+
+
+def status(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=5).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+@pytest.mark.slow
+def test_daemon_survives_postgresql_going_away_and_recovers_by_itself(
+    throwaway_postgres: Postgres, feed_server: FeedServer, tmp_path: Path
+) -> None:
+    generation = {"n": 1}
+
+    def feed(request: Request) -> Reply:
+        items = "".join(
+            f"<item><guid>pg-{n}</guid><title>Item {n}</title><link>http://pg.example/{n}</link>"
+            "</item>"
+            for n in range(3 * generation["n"])
+        )
+        body = (
+            '<?xml version="1.0"?><rss version="2.0"><channel><title>P</title>'
+            f"<link>http://pg.example/</link><description>d</description>{items}</channel></rss>"
+        )
+        return Reply(body=body.encode(), headers={"Content-Type": "application/rss+xml"})
+
+    feed_server.handler("/feed.xml", feed)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    config = tmp_path / "aggregator.toml"
+    config.write_text(
+        f'[aggregator]\ndatabase = "{throwaway_postgres.url}"\nlisten = "127.0.0.1:{port}"\n'
+        f'base_url = "{base}"\nmin_interval = "1s"\ninterval = "1s"\n'
+        f'[sources.pg]\nurl = "{feed_server.url("/feed.xml")}"\n',
+        encoding="utf-8",
+    )
+    log = tmp_path / "daemon.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+        )
+
+    def items() -> list[str]:
+        try:
+            response = httpx.get(f"{base}/feeds/all.json", timeout=5)
+        except httpx.HTTPError:
+            return []
+        if response.status_code != 200:
+            return []
+        return [item["title"] for item in response.json()["items"]]
+
+    try:
+        wait_for("first poll", lambda: len(items()) == 3, log)
+        cached = httpx.get(f"{base}/feeds/all.atom", timeout=5)
+        assert cached.status_code == 200
+
+        throwaway_postgres.stop()
+        health = httpx.get(f"{base}/healthz", timeout=10)
+        assert health.status_code == 503
+        assert health.json()["status"] == "unavailable"
+        assert health.json()["database"].startswith("error: OperationalError: ")
+        again = httpx.get(f"{base}/feeds/all.atom", timeout=10)
+        assert (again.status_code, again.content) == (200, cached.content)  # from the cache
+        unseen = httpx.get(f"{base}/feeds/all.atom?limit=2", timeout=10)
+        assert unseen.status_code == 503
+        assert "database unavailable" in unseen.text
+        wait_for(
+            "a tick meeting the stopped database",
+            lambda: "polling pass failed, database unavailable" in log.read_text(),
+            log,
+        )
+        assert process.poll() is None
+
+        generation["n"] = 2
+        throwaway_postgres.start()
+        wait_for("healthy again", lambda: status(f"{base}/healthz") == 200, log)
+        wait_for("new entries after recovery", lambda: len(items()) == 6, log)
+        assert httpx.get(f"{base}/feeds/all.atom?limit=2", timeout=5).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    text = log.read_text()
+    assert "Traceback" not in text, text
+    assert process.returncode == 0, text
