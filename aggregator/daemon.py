@@ -5,7 +5,10 @@ as many due sources as there are free polling slots (`Store.claim_due`: a lease,
 and `FOR UPDATE SKIP LOCKED` on PostgreSQL) and starts a poll for each; there is
 no job per source, so timers live in the database and survive restarts and
 reloads. Sources due at once (new ones, or all of them after downtime) are first
-spread over a short window, each at its own fixed offset.
+spread over a short window, each at its own fixed offset. Before claiming, a tick
+gives back the claims that polls ending in a database error had to keep, and
+takes back those of pollers that died holding them (`owners.is_dead`), so after
+an outage, a full disk or a kill -9 no source waits for its lease to run out.
 
 Signals: SIGTERM/SIGINT stop claiming, give in-flight polls `grace` seconds to
 finish (the rest are cancelled: a poll writes in one transaction, so a cancelled
@@ -38,6 +41,7 @@ from aggregator.fetch import Fetcher
 from aggregator.metrics import Metrics
 from aggregator.model import SourceState
 from aggregator.outputs import output_feeds
+from aggregator.owners import new_owner, retire
 from aggregator.poll import (
     Poller,
     SourceResult,
@@ -45,11 +49,11 @@ from aggregator.poll import (
     new_fetcher,
     parser_pool,
     policy_for,
-    poller_id,
+    release_dead_claims,
 )
 from aggregator.publish import build_all
 from aggregator.schedule import first_poll, spread_window
-from aggregator.store import Store, describe_error
+from aggregator.store import Store, describe_error, display_url
 from aggregator.systemd import notify, watchdog_period
 from aggregator.web import WebState, create_app
 
@@ -91,7 +95,7 @@ class Daemon:
         self.config_path = config_path
         self.tick = tick or _env_seconds("AGGREGATOR_TICK", TICK.total_seconds())
         self.grace = grace or _env_seconds("AGGREGATOR_SHUTDOWN_GRACE", SHUTDOWN_GRACE)
-        self.owner = poller_id("run")
+        self.owner = new_owner("run")
         self.store = Store(config.settings.database)
         self.metrics = Metrics()
         self.web = WebState(
@@ -148,7 +152,7 @@ class Daemon:
                 log.warning(
                     "scheduler stalled: a claim has waited %.0fs on the database %s",
                     time.monotonic() - self._tick_started,
-                    self.config.settings.database,
+                    display_url(self.config.settings.database),
                 )
             return
         self._ticking = True
@@ -156,7 +160,12 @@ class Daemon:
         self._spawn(self._tick())
 
     async def _tick(self) -> None:
+        assert self.poller is not None
         try:
+            # Claims a failed database write left held, and those of pollers that died
+            # holding them, are given back first: their sources are due now.
+            await self.poller.release_unreleased()
+            await asyncio.to_thread(release_dead_claims, self.store, datetime.now(UTC))
             free = self.capacity - len(self.in_flight)
             if free > 0:
                 now = datetime.now(UTC)
@@ -190,7 +199,7 @@ class Daemon:
                 )
                 log.error(
                     "scheduler cannot claim due sources from %s (%d failed ticks): %s",
-                    self.config.settings.database,
+                    display_url(self.config.settings.database),
                     self._tick_errors,
                     cause,
                 )
@@ -351,6 +360,9 @@ class Daemon:
     async def serve(self) -> int:
         await asyncio.to_thread(self.store.upgrade)
         await asyncio.to_thread(self.store.sync_sources, self.config.sources.values())
+        # Before the spread, so that the sources of a poller that died (this daemon's
+        # previous run, killed or crashed) start within the window like the others.
+        await asyncio.to_thread(release_dead_claims, self.store, datetime.now(UTC))
         spread = await asyncio.to_thread(self.spread_first_polls)
         self.metrics.track_sources(await asyncio.to_thread(self.store.source_states))
         self.executor = parser_pool(len(self.config.sources))
@@ -455,6 +467,7 @@ class Daemon:
         if self.executor is not None:
             self.executor.shutdown(wait=False, cancel_futures=True)
         self.store.close()
+        retire(self.owner)
 
 
 def _fetch_settings(settings: Settings) -> tuple[object, ...]:

@@ -10,15 +10,11 @@ its next poll time and the release of its claim together.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
 import logging
-import os
 import random
-import socket
 import time
-import uuid
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher, FetchError, FetchResponse
 from aggregator.model import ParsedFeed, PollRecord, SaveCounts, SourceState
+from aggregator.owners import is_dead, new_owner, retire
 from aggregator.parse import ParseError, parse_document
 from aggregator.schedule import (
     MAX_RETRY_AFTER,
@@ -102,7 +99,9 @@ class Poller:
 
     `owner` names this poller in the claims it takes; `rng` supplies the backoff
     jitter (seeded in tests and benchmarks); `clock` is the time, injectable so a
-    simulated day takes seconds.
+    simulated day takes seconds. `unreleased` holds the sources whose poll ended
+    in a database error: their claims are still this poller's, and
+    `release_unreleased` gives them back once the database takes writes again.
     """
 
     def __init__(
@@ -121,8 +120,9 @@ class Poller:
         self.fetcher = fetcher
         self.executor = executor
         self.clock = clock
-        self.owner = owner or poller_id("poll")
+        self.owner = owner or new_owner("poll")
         self.rng = rng or random.Random()
+        self.unreleased: set[str] = set()
         # SQLite takes one writer at a time; serialising here keeps the wait out of the database.
         self._write_lock = asyncio.Lock()
 
@@ -327,16 +327,32 @@ class Poller:
             return await self.poll_source(state)
         except SQLAlchemyError as error:
             # Locked, read-only, full or gone: nothing of this poll was kept, and the
-            # source is due again as soon as the database takes writes (its lease ends).
+            # claim could not be given back either. It stays this poller's until
+            # `release_unreleased` succeeds (the daemon tries before every claim), so
+            # the source is due again as soon as the database takes writes.
+            self.unreleased.add(state.name)
             location = state.url or str(state.path)
             message = f"{state.name}: {location}: database error: {describe_error(error)}"
             log.error("poll source=%s failed: %s", state.name, message)
             return SourceResult(state.name, location, "error", error=message)
         except Exception as error:  # a bug must cost one source, never the pass
             log.exception("source %s: unexpected failure", state.name)
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.to_thread(self.store.release_claims, self.owner, [state.name])
+            except Exception:
+                self.unreleased.add(state.name)
             return SourceResult(state.name, state.url or "", "error", error=repr(error))
+
+    async def release_unreleased(self) -> int:
+        """Give back the claims that polls ending in a database error kept; raises the
+        database's error if it still takes no writes (they are tried again next time)."""
+        names = set(self.unreleased)
+        if not names:
+            return 0
+        released = await asyncio.to_thread(self.store.release_claims, self.owner, names)
+        self.unreleased -= names
+        log.info("gave back %d claims kept by polls the database failed", len(names))
+        return released
 
     async def poll_pass(
         self,
@@ -376,9 +392,19 @@ def lease_for(config: Config, batch: int) -> timedelta:
     return max(MIN_LEASE, settings.timeout * (rounds + 2))
 
 
-def poller_id(role: str) -> str:
-    """A name for this process in claims: unique across hosts, readable in the database."""
-    return f"{role}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+def release_dead_claims(store: Store, now: datetime) -> int:
+    """Take back the claims of pollers known to have died (`owners.is_dead`: killed,
+    crashed, or a pass in this process that could not release them), so their
+    sources are due at once instead of when the lease ends; returns how many."""
+    released = 0
+    for owner in sorted(store.claim_holders(now)):
+        if is_dead(owner):
+            count = store.release_claims(owner)
+            released += count
+            log.warning(
+                "took back %d claims of poller %s, which is no longer running", count, owner
+            )
+    return released
 
 
 def new_fetcher(config: Config) -> Fetcher:
@@ -441,25 +467,37 @@ async def run_pass(
     daemon on the same database never polls a source the daemon is polling.
     """
     now = clock()
-    owner = poller_id("cli")
-    lease = lease_for(config, len(config.sources))
-    if force or names:
-        wanted = [name for name in config.sources if not names or name in names]
-        states = store.claim_named(wanted, now, owner=owner, lease=lease)
-    else:
-        states = store.claim_due(now, owner=owner, lease=lease, limit=max(1, len(config.sources)))
-    states = [s for s in states if s.name in config.sources]
-    if on_start is not None:
-        on_start(len(states))
-    if not states:
-        return PollSummary()
-    own_pool = executor is None
-    pool = executor if executor is not None else parser_pool(len(states))
+    # A poller killed earlier (kill -9, a crash, the machine's own failure) left its
+    # claims behind; once it is known dead there is nothing to wait for.
+    release_dead_claims(store, now)
+    owner = new_owner("cli")
     try:
-        async with new_fetcher(config) as fetcher:
-            poller = Poller(config, store, fetcher, executor=pool, clock=clock, owner=owner)
-            return await poller.poll_pass(states, on_result=on_result)
+        lease = lease_for(config, len(config.sources))
+        if force or names:
+            wanted = [name for name in config.sources if not names or name in names]
+            states = store.claim_named(wanted, now, owner=owner, lease=lease)
+        else:
+            limit = max(1, len(config.sources))
+            states = store.claim_due(now, owner=owner, lease=lease, limit=limit)
+        states = [s for s in states if s.name in config.sources]
+        if on_start is not None:
+            on_start(len(states))
+        if not states:
+            return PollSummary()
+        own_pool = executor is None
+        pool = executor if executor is not None else parser_pool(len(states))
+        try:
+            async with new_fetcher(config) as fetcher:
+                poller = Poller(config, store, fetcher, executor=pool, clock=clock, owner=owner)
+                return await poller.poll_pass(states, on_result=on_result)
+        finally:
+            try:
+                store.release_claims(owner)
+            except SQLAlchemyError as error:
+                # The polls already failed for the same reason and say so; the next
+                # pass takes these claims back (this owner is retired below).
+                log.error("cannot give back this pass's claims: %s", describe_error(error))
+            if own_pool and pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
-        store.release_claims(owner)
-        if own_pool and pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        retire(owner)

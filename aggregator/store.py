@@ -49,6 +49,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine, Row, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.types import DateTime
 
@@ -295,6 +296,14 @@ def describe_error(error: BaseException) -> str:
     return f"{text} ({hint})" if hint else text
 
 
+def display_url(url: str) -> str:
+    """The database URL as logs and messages show it: any password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
 class UnknownSourceError(LookupError):
     """A poll was recorded for a source the database does not hold."""
 
@@ -529,6 +538,16 @@ class Store:
             statement = statement.where(sources.c.name.in_(list(names)))
         with self._write() as conn:
             return conn.execute(statement.values(claimed_by=None, lease_until=None)).rowcount
+
+    def claim_holders(self, now: datetime) -> set[str]:
+        """Every owner holding a live lease on some source at `now`."""
+        query = (
+            select(sources.c.claimed_by)
+            .where(sources.c.claimed_by.is_not(None), ~_unleased(now))
+            .distinct()
+        )
+        with self._engine.connect() as conn:
+            return {str(owner) for owner in conn.scalars(query)}
 
     def overdue_sources(self, now: datetime) -> list[SourceState]:
         """Unclaimed sources that would be claimed now: never polled, or their time passed."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -10,6 +12,8 @@ import pytest
 from test_store import entry, poll, source, state
 
 from aggregator.model import ParsedFeed
+from aggregator.owners import new_owner, retire
+from aggregator.poll import release_dead_claims
 from aggregator.store import Store, host_of
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -105,6 +109,37 @@ def test_release_claims_gives_back_only_the_owners(store: Store) -> None:
     assert store.release_claims("a") == 1
     assert claim(store, "c") == ["alpha", "beta"]
     assert state(store, "gamma").claimed_by == "b"
+
+
+def test_claim_holders_are_the_owners_of_live_leases(store: Store) -> None:
+    store.sync_sources([source("alpha"), source("beta"), source("gamma")])
+    assert claim(store, "a", limit=1) == ["alpha"]
+    assert claim(store, "b", at=T0 + LEASE / 2) == ["beta", "gamma"]
+    assert store.claim_holders(T0) == {"a", "b"}
+    assert store.claim_holders(T0 + LEASE) == {"b"}  # a's lease has run out
+    store.release_claims("b")
+    assert store.claim_holders(T0) == {"a"}
+
+
+def test_claims_of_a_dead_poller_are_taken_back_and_a_live_ones_kept(store: Store) -> None:
+    exited = subprocess.run(
+        [sys.executable, "-c", "from aggregator.owners import new_owner; print(new_owner('cli'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = exited.stdout.strip()
+    live = new_owner("run")
+    try:
+        store.sync_sources([source("alpha"), source("beta"), source("gamma")])
+        assert claim(store, dead, limit=2) == ["alpha", "beta"]
+        assert claim(store, live) == ["gamma"]
+        assert release_dead_claims(store, T0) == 2
+        assert claim(store, "next") == ["alpha", "beta"]
+        assert state(store, "gamma").claimed_by == live
+        assert release_dead_claims(store, T0) == 0
+    finally:
+        retire(live)
 
 
 def test_concurrent_pollers_never_claim_the_same_source(db_url: str, store: Store) -> None:
