@@ -17,6 +17,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator import __version__
 from aggregator.config import Config, ConfigError, default_config_path, load_config
@@ -25,7 +26,7 @@ from aggregator.outputs import OutputFeed, Verdict, output_feeds
 from aggregator.poll import PollSummary, SourceResult, run_pass
 from aggregator.publish import build_all, review_for
 from aggregator.status import overview, relative
-from aggregator.store import Store, describe_error
+from aggregator.store import Store, describe_error, display_url
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -49,13 +50,17 @@ def _load(ctx: click.Context) -> Config:
         sys.exit(EXIT_USAGE)
 
 
+def _database_failed(config: Config, error: Exception) -> NoReturn:
+    _fail(f"database {display_url(config.settings.database)}: {describe_error(error)}")
+
+
 def _open_store(config: Config) -> Store:
     try:
         store = Store(config.settings.database)
         store.upgrade()
         store.sync_sources(config.sources.values())
     except Exception as error:  # every driver has its own error types; all mean the same here
-        _fail(f"database {config.settings.database}: {describe_error(error)}")
+        _database_failed(config, error)
     return store
 
 
@@ -110,6 +115,10 @@ def poll(ctx: click.Context, poll_all: bool, names: tuple[str, ...]) -> None:
     store = _open_store(config)
     try:
         summary = _poll_with_progress(config, store, poll_all, names)
+    except (
+        SQLAlchemyError
+    ) as error:  # claiming met the database's failure (a poll's own is its result)
+        _database_failed(config, error)
     finally:
         store.close()
     _print_summary(summary)
@@ -190,6 +199,8 @@ def build(ctx: click.Context, out_dir: Path | None) -> None:
         )
     except OSError as error:
         _fail(f"cannot write to {target}: {error}")
+    except SQLAlchemyError as error:
+        _database_failed(config, error)
     finally:
         store.close()
     out.print(
@@ -224,7 +235,7 @@ def preview(ctx: click.Context, feed_name: str, limit: int | None, why: bool) ->
         reviewed = review_for(store, feed, datetime.now(UTC), limit=limit)
         store.close()
     except Exception as error:  # every driver has its own error types; all mean the same here
-        _fail(f"database {config.settings.database}: {error}")
+        _database_failed(config, error)
     shown = reviewed if why else [(story, v) for story, v in reviewed if v.admitted]
     _print_preview(feed, shown, why, published=sum(v.admitted for _, v in reviewed))
 
@@ -290,7 +301,7 @@ def status(ctx: click.Context) -> None:
     try:
         states = store.source_states()
     except Exception as error:  # every driver has its own error types; all mean the same here
-        _fail(f"database {config.settings.database}: {error}")
+        _database_failed(config, error)
     finally:
         store.close()
     now = datetime.now(UTC)
@@ -340,5 +351,5 @@ def upgrade(ctx: click.Context) -> None:
         store.upgrade()
         store.close()
     except Exception as error:
-        _fail(f"database {config.settings.database}: {error}")
-    out.print(f"database {config.settings.database} is up to date", highlight=False)
+        _database_failed(config, error)
+    out.print(f"database {display_url(config.settings.database)} is up to date", highlight=False)

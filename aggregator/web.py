@@ -222,7 +222,16 @@ def create_app(state: WebState) -> Starlette:
         return Response(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
     async def status(request: Request) -> Response:
-        states = await run_in_threadpool(state.store.source_states)
+        try:
+            states = await run_in_threadpool(state.store.source_states)
+        except SQLAlchemyError as error:
+            cause = describe_error(error)
+            log.error("cannot show the status page, database unavailable: %s", cause)
+            return PlainTextResponse(
+                f"database unavailable: {cause}\nretry later; /healthz says when it is back\n",
+                status_code=503,
+                headers={"Retry-After": "30", "Cache-Control": "no-store"},
+            )
         config = state.config
         view = overview(
             states,

@@ -101,6 +101,28 @@ def test_bad_config_exits_2_with_every_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("command", [("poll", "--all"), ("status",), ("db", "upgrade")])
+def test_unreachable_database_is_one_line_without_its_password(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    # Port 9 (discard) on loopback: nothing listens, so the connection is refused at once.
+    config = tmp_path / "aggregator.toml"
+    config.write_text(
+        '[aggregator]\ndatabase = "postgresql+psycopg://feeds:s3cret@127.0.0.1:9/feeds"\n'
+        'base_url = "http://feeds.test"\n[sources.a]\nurl = "http://127.0.0.1:9/feed"\n',
+        encoding="utf-8",
+    )
+    result = aggregator(config, *command, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
+    assert result.stderr.startswith(
+        "error: database postgresql+psycopg://feeds:***@127.0.0.1:9/feeds: connection failed"
+    ), result.stderr
+    assert "[SQL" not in result.stderr and "sqlalche.me" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
 def serve_samples(server: FeedServer) -> dict[str, str]:
     """Every sample feed on the real server, with an ETag; returns name → URL."""
     urls: dict[str, str] = {}
