@@ -4,9 +4,12 @@ The shared PostgreSQL on 5432 serves other tests, so this one runs a throwaway
 server of its own (initdb + pg_ctl on a free port in a temporary folder, as the
 `postgres` user when the tests run as root) and stops that one. While it is
 down: `/healthz` says 503 and why, feeds already rendered keep being served from
-the cache, others get a clear 503, the daemon logs the failed polls without a
-traceback and keeps ticking. When it is back, the daemon recovers by itself:
-healthy again, polling again, new entries published.
+the cache, others (and the status page) get a clear 503, the daemon logs the
+failed polls and ticks in the driver's words, without a traceback, and keeps
+ticking. A poll under way when the server stops cannot record its result, nor
+give its claim back. When the server is back, the daemon recovers by itself,
+within seconds rather than when that claim's lease runs out: healthy again,
+polling again, new entries published.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -146,8 +150,15 @@ def test_daemon_survives_postgresql_going_away_and_recovers_by_itself(
     throwaway_postgres: Postgres, feed_server: FeedServer, tmp_path: Path
 ) -> None:
     generation = {"n": 1}
+    # While the gate is shut, the feed's answer waits: a poll is under way.
+    gate_shut = threading.Event()
+    gate_open = threading.Event()
+    waiting = threading.Event()
 
     def feed(request: Request) -> Reply:
+        if gate_shut.is_set():
+            waiting.set()
+            gate_open.wait(timeout=60)
         items = "".join(
             f"<item><guid>pg-{n}</guid><title>Item {n}</title><link>http://pg.example/{n}</link>"
             "</item>"
@@ -175,7 +186,7 @@ def test_daemon_survives_postgresql_going_away_and_recovers_by_itself(
             [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
             stdout=sink,
             stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
+            env={**os.environ, "AGGREGATOR_TICK": "0.2"},
         )
 
     def items() -> list[str]:
@@ -191,6 +202,8 @@ def test_daemon_survives_postgresql_going_away_and_recovers_by_itself(
         wait_for("first poll", lambda: len(items()) == 3, log)
         cached = httpx.get(f"{base}/feeds/all.atom", timeout=5)
         assert cached.status_code == 200
+        gate_shut.set()
+        assert waiting.wait(timeout=30), log.read_text()
 
         throwaway_postgres.stop()
         health = httpx.get(f"{base}/healthz", timeout=10)
@@ -202,18 +215,39 @@ def test_daemon_survives_postgresql_going_away_and_recovers_by_itself(
         unseen = httpx.get(f"{base}/feeds/all.atom?limit=2", timeout=10)
         assert unseen.status_code == 503
         assert "database unavailable" in unseen.text
+        page = httpx.get(f"{base}/", timeout=10)
+        assert page.status_code == 503
+        assert page.text.startswith("database unavailable: connection")
+        gate_open.set()
+        gate_shut.clear()
+        wait_for(
+            "the poll under way failing to record",
+            lambda: "database error: " in log.read_text(),
+            log,
+        )
         wait_for(
             "a tick meeting the stopped database",
-            lambda: "polling pass failed, database unavailable" in log.read_text(),
+            lambda: "scheduler cannot claim due sources from " in log.read_text(),
             log,
         )
         assert process.poll() is None
+        down = log.read_text()
+        url = feed_server.url("/feed.xml")
+        assert f"poll source=pg failed: pg: {url}: database error: " in down
+        for line in down.splitlines():
+            if "database error: " in line or "cannot claim" in line:
+                assert "Connection refused" in line or "connection" in line, line
+                assert "[SQL" not in line and "sqlalche.me" not in line, line
 
         generation["n"] = 2
         throwaway_postgres.start()
         wait_for("healthy again", lambda: status(f"{base}/healthz") == 200, log)
         wait_for("new entries after recovery", lambda: len(items()) == 6, log)
         assert httpx.get(f"{base}/feeds/all.atom?limit=2", timeout=5).status_code == 200
+        assert httpx.get(f"{base}/", timeout=5).status_code == 200
+        text = log.read_text()
+        assert "scheduler claims again" in text
+        assert "gave back 1 claims kept by polls the database failed" in text
     finally:
         process.send_signal(signal.SIGTERM)
         try:
