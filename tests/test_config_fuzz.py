@@ -361,9 +361,21 @@ def test_sighup_with_random_bad_configs_keeps_the_running_one(
         assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
     text = log.read_text()
     assert "Traceback" not in text, text
-    refused = [line for line in text.splitlines() if line.startswith(str(config))]
-    pattern = re.compile(rf"^{re.escape(str(config))}:\d+: \S")
-    assert refused and all(pattern.match(line) for line in refused), refused
+    # One log line per error after each refusal: "TIME ERROR aggregator.daemon:   FILE:LINE: …".
+    messages = [
+        line.split(" ERROR aggregator.daemon: ", 1)[1]
+        for line in text.splitlines()
+        if " ERROR aggregator.daemon: " in line
+    ]
+    refusal = re.compile(rf"^reload refused: {re.escape(str(config))} has (\d+) error\(s\)")
+    pattern = re.compile(rf"^  {re.escape(str(config))}:\d+: \S")
+    refusals = [n for n, m in enumerate(messages) if refusal.match(m)]
+    assert len(refusals) == 6, messages
+    for at in refusals:
+        match = refusal.match(messages[at])
+        assert match is not None
+        errors = messages[at + 1 : at + 1 + int(match.group(1))]
+        assert errors and all(pattern.match(line) for line in errors), messages[at:]
 
     config.write_text(good + '[feeds.added]\ninclude = ["the"]\n', encoding="utf-8")
     process.send_signal(signal.SIGHUP)

@@ -64,9 +64,12 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         feeds.add("/feed.xml", feed_document())
         port = free_port()
         config = folder / "aggregator.toml"
+        # A short interval and tick, as in test_service.py: a remote source's first poll
+        # is spread over up to a minute otherwise, and the scheduler ticks every 15 s.
         config.write_text(
             f'[aggregator]\ndatabase = "sqlite:///{folder / "w.db"}"\n'
             f'listen = "127.0.0.1:{port}"\nbase_url = "http://127.0.0.1:{port}"\n'
+            'interval = "2s"\nmin_interval = "1s"\n'
             f'[sources.w]\nurl = "{feeds.url("/feed.xml")}"\ncategories = ["news"]\n',
             encoding="utf-8",
         )
@@ -76,7 +79,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
                 [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
                 stdout=sink,
                 stderr=subprocess.STDOUT,
-                env=os.environ.copy(),
+                env={**os.environ, "AGGREGATOR_TICK": "0.2"},
             )
         running = Daemon(process, port, log)
         try:
