@@ -25,10 +25,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import closing
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -126,7 +127,15 @@ def good_feed(number: int) -> bytes:
     return rss("".join(item(number * 100 + n) for n in range(1, 4)))
 
 
-def write_config(path: Path, server: FaultServer, cases: list[FaultCase], **settings: str) -> Path:
+def write_config(
+    path: Path,
+    server: FaultServer,
+    cases: list[FaultCase],
+    *,
+    hosts: Mapping[str, FaultServer] | None = None,
+    **settings: str,
+) -> Path:
+    """`hosts` serves some cases (by name) from servers of their own instead of `server`."""
     lines = [
         "[aggregator]",
         f'database = "sqlite:///{path.parent / "faults.db"}"',
@@ -135,13 +144,15 @@ def write_config(path: Path, server: FaultServer, cases: list[FaultCase], **sett
         f"per_host = {settings.get('per_host', '16')}",
         f'listen = "127.0.0.1:{settings.get("port", "8080")}"',
         f'base_url = "http://127.0.0.1:{settings.get("port", "8080")}"',
+        *(f'{key} = "{settings[key]}"' for key in ("interval", "min_interval") if key in settings),
         "",
     ]
     for number in range(1, GOOD_SOURCES + 1):
         server.route(f"/good/{number}", respond(200, good_feed(number), RSS_TYPE))
         lines += [f"[sources.good-{number}]", f'url = "{server.url(f"/good/{number}")}"', ""]
     for case in cases:
-        lines += [f"[sources.{case.name}]", f'url = "{case.install(server)}"']
+        serving = (hosts or {}).get(case.name, server)
+        lines += [f"[sources.{case.name}]", f'url = "{case.install(serving)}"']
         if case.allow_private:
             lines.append("allow_private = true")
         lines.append("")
@@ -243,10 +254,36 @@ def polled_sources(database: Path) -> int:
 def test_daemon_keeps_serving_while_every_hostile_source_misbehaves(
     fault_server: FaultServer, tmp_path: Path
 ) -> None:
+    with ExitStack() as servers:
+        # A 429/503 with Retry-After holds every source on its host (the daemon honours
+        # it host-wide), so each of those cases gets a loopback address of its own:
+        # the rest of 127.0.0.1 must go on being polled, and the held hosts not again.
+        held = [case for case in LOOPBACK_CASES if case.extra.get("retry_after")]
+        assert held
+        hosts = {
+            case.name: servers.enter_context(FaultServer(host=f"127.0.0.{number}"))
+            for number, case in enumerate(held, start=2)
+        }
+        run_daemon_under_fire(fault_server, hosts, tmp_path)
+
+
+def run_daemon_under_fire(
+    fault_server: FaultServer, hosts: Mapping[str, FaultServer], tmp_path: Path
+) -> None:
     port = free_port()
     cases = [case for case in LOOPBACK_CASES]
+    # A short interval and tick (first polls are spread over the interval, at most a
+    # minute; the scheduler ticks every 15 s otherwise), as test_service.py does.
     config = write_config(
-        tmp_path / "faults.toml", fault_server, cases, timeout="3s", per_host="4", port=str(port)
+        tmp_path / "faults.toml",
+        fault_server,
+        cases,
+        hosts=hosts,
+        timeout="3s",
+        per_host="4",
+        port=str(port),
+        interval="5s",
+        min_interval="1s",
     )
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "daemon.log"
@@ -255,7 +292,7 @@ def test_daemon_keeps_serving_while_every_hostile_source_misbehaves(
             [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
             stdout=sink,
             stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
+            env={**os.environ, "AGGREGATOR_TICK": "0.2"},
         )
     try:
         answered = 0
@@ -301,6 +338,18 @@ def test_daemon_keeps_serving_while_every_hostile_source_misbehaves(
         if case.cause is not None:
             assert f"source={case.name} url=" in text, case.name
     assert process.returncode == 0, text
+    store = Store(load_config(config).settings.database)
+    try:
+        for name, server in hosts.items():
+            state = store.source_state(name)
+            assert state is not None and state.url is not None
+            assert state.host_not_before is not None, name
+            assert state.host_not_before > datetime.now(UTC) + timedelta(hours=1), name
+            assert server.hits(urlsplit(state.url).path) == 1, name  # and not asked again
+        good = store.source_state("good-1")
+        assert good is not None and good.host_not_before is None
+    finally:
+        store.close()
 
 
 # -- hostile scheduling headers, as plain values ---------------------------------------
