@@ -129,13 +129,17 @@ def test_claims_of_a_dead_poller_are_taken_back_and_a_live_ones_kept(store: Stor
         check=True,
     )
     dead = exited.stdout.strip()
+    # A pass of this process that ended without giving its claims back.
+    retired = new_owner("cli")
+    retire(retired)
     live = new_owner("run")
     try:
-        store.sync_sources([source("alpha"), source("beta"), source("gamma")])
+        store.sync_sources([source(name) for name in ("alpha", "beta", "gamma", "delta")])
         assert claim(store, dead, limit=2) == ["alpha", "beta"]
+        assert claim(store, retired, limit=1) == ["delta"]
         assert claim(store, live) == ["gamma"]
-        assert release_dead_claims(store, T0) == 2
-        assert claim(store, "next") == ["alpha", "beta"]
+        assert release_dead_claims(store, T0) == 3
+        assert claim(store, "next") == ["alpha", "beta", "delta"]
         assert state(store, "gamma").claimed_by == live
         assert release_dead_claims(store, T0) == 0
     finally:
