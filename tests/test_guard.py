@@ -25,6 +25,7 @@ from faultserver import FaultServer, redirect, respond
 from feedserver import FeedServer, feed_server_fixture
 from hostile import GOOD, RSS_TYPE
 
+from aggregator.config import Config, parse_config
 from aggregator.fetch import (
     AddressPolicy,
     Fetcher,
@@ -33,6 +34,8 @@ from aggregator.fetch import (
     address_policy,
     address_refusal,
 )
+from aggregator.poll import Poller, SourceResult
+from aggregator.store import Store
 
 TESTS = Path(__file__).resolve().parent
 PUBLIC, LOCAL, ANY = AddressPolicy.PUBLIC, AddressPolicy.LOCAL, AddressPolicy.ANY
@@ -200,6 +203,48 @@ def test_public_name_resolving_to_loopback_needs_allow_private(
             "(set allow_private on the source to allow it)"
         )
         assert feed_server.hits("/feed") == 0
+
+
+def test_allow_private_changed_by_a_reload_reaches_the_daemons_one_fetcher(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """The daemon keeps one Fetcher for its whole life and swaps only the Poller's
+    configuration on SIGHUP: the source's setting must reach each fetch as it is now."""
+    feed_server.add("/feed", GOOD)
+    url = feed_server.url("/feed").replace("127.0.0.1", PUBLIC_NAME)
+
+    def config(allow: bool) -> Config:
+        text = (
+            f'[aggregator]\ndatabase = "sqlite:///{tmp_path / "g.db"}"\n'
+            f'[sources.a]\nurl = "{url}"\nallow_private = {str(allow).lower()}\n'
+        )
+        return parse_config(text, tmp_path / "aggregator.toml")
+
+    async def run() -> list[SourceResult]:
+        results = []
+        async with Fetcher(
+            user_agent="aggregator-test/1", timeout=2.0, max_bytes=10**6, resolver=resolver
+        ) as fetcher:
+            poller = Poller(config(False), store, fetcher)
+            for allow in (False, True, False):
+                poller.config = config(allow)  # what Daemon.reload does
+                state = store.source_state("a")
+                assert state is not None
+                results.append(await poller.poll_one(state))
+        return results
+
+    resolver = CountingResolver()
+    store = Store(config(False).settings.database)
+    try:
+        store.upgrade()
+        store.sync_sources(config(False).sources.values())
+        refused, allowed, refused_again = asyncio.run(run())
+    finally:
+        store.close()
+    assert (refused.status, allowed.status, refused_again.status) == ("error", "ok", "error")
+    for result in (refused, refused_again):
+        assert result.error is not None and "(set allow_private on the source" in result.error
+    assert feed_server.hits("/feed") == 1  # a kept-alive connection carried no permission
 
 
 def test_connection_opened_for_an_allowed_source_is_not_reused_by_a_refused_one(
