@@ -271,6 +271,13 @@ class Daemon:
         except OSError as error:
             self._static_dirty = True
             log.error("cannot write static outputs to %s: %s", out_dir, error)
+        except SQLAlchemyError as error:  # tried again after the next tick that claims
+            self._static_dirty = True
+            log.error(
+                "cannot write static outputs to %s, database unavailable: %s",
+                out_dir,
+                describe_error(error),
+            )
 
     # -- reload --------------------------------------------------------------
 
@@ -303,7 +310,18 @@ class Daemon:
             for name in set(config.sources) & set(old.sources)
             if config.sources[name] != old.sources[name]
         )
-        await asyncio.to_thread(self.store.sync_sources, config.sources.values())
+        try:
+            await asyncio.to_thread(self.store.sync_sources, config.sources.values())
+        except SQLAlchemyError as error:
+            # Nothing applied yet: the running configuration stays whole.
+            log.error(
+                "reload failed: database %s unavailable: %s; keeping the running "
+                "configuration (send SIGHUP again once it is back)",
+                display_url(config.settings.database),
+                describe_error(error),
+            )
+            notify("READY=1", "STATUS=reload failed: database unavailable, old one kept")
+            return False
         self.config = config
         if _fetch_settings(config.settings) != _fetch_settings(old.settings):
             self._replace_fetcher(config)
@@ -311,8 +329,12 @@ class Daemon:
         self.poller.config = config
         self.web.reconfigure(config)
         self.web.data_changed()
-        await asyncio.to_thread(self.spread_first_polls)
-        self.metrics.track_sources(await asyncio.to_thread(self.store.source_states))
+        try:
+            await asyncio.to_thread(self.spread_first_polls)
+            self.metrics.track_sources(await asyncio.to_thread(self.store.source_states))
+        except SQLAlchemyError as error:
+            # Applied all the same; added sources are simply not spread.
+            log.error("after reload, database unavailable: %s", describe_error(error))
         self._static_version = None
         await self.write_static()
         log.info(
@@ -358,13 +380,18 @@ class Daemon:
         )
 
     async def serve(self) -> int:
-        await asyncio.to_thread(self.store.upgrade)
-        await asyncio.to_thread(self.store.sync_sources, self.config.sources.values())
-        # Before the spread, so that the sources of a poller that died (this daemon's
-        # previous run, killed or crashed) start within the window like the others.
-        await asyncio.to_thread(release_dead_claims, self.store, datetime.now(UTC))
-        spread = await asyncio.to_thread(self.spread_first_polls)
-        self.metrics.track_sources(await asyncio.to_thread(self.store.source_states))
+        try:
+            spread = await asyncio.to_thread(self._prepare_database)
+        except SQLAlchemyError as error:
+            # Exit 1: systemd's Restart=on-failure tries again, and the log says why.
+            log.error(
+                "cannot start: database %s: %s",
+                display_url(self.config.settings.database),
+                describe_error(error),
+            )
+            self.store.close()
+            retire(self.owner)
+            return 1
         self.executor = parser_pool(len(self.config.sources))
         self.fetcher = new_fetcher(self.config)
         self.poller = Poller(
@@ -423,6 +450,17 @@ class Daemon:
         stop_task.cancel()
         await self.shutdown(server_task)
         return 0
+
+    def _prepare_database(self) -> int:
+        """Schema, sources, claims left by the dead, first polls spread; returns how many."""
+        self.store.upgrade()
+        self.store.sync_sources(self.config.sources.values())
+        # Before the spread, so that the sources of a poller that died (this daemon's
+        # previous run, killed or crashed) start within the window like the others.
+        release_dead_claims(self.store, datetime.now(UTC))
+        spread = self.spread_first_polls()
+        self.metrics.track_sources(self.store.source_states())
+        return spread
 
     async def _watchdog(self, period: float) -> None:
         """Keep systemd's watchdog fed while the scheduler is healthy; a stalled scheduler

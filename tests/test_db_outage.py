@@ -230,12 +230,16 @@ def test_daemon_survives_postgresql_going_away_and_recovers_by_itself(
             lambda: "scheduler cannot claim due sources from " in log.read_text(),
             log,
         )
+        process.send_signal(signal.SIGHUP)
+        wait_for(
+            "a reload meeting the stopped database", lambda: "reload failed" in log.read_text(), log
+        )
         assert process.poll() is None
         down = log.read_text()
         url = feed_server.url("/feed.xml")
         assert f"poll source=pg failed: pg: {url}: database error: " in down
         for line in down.splitlines():
-            if "database error: " in line or "cannot claim" in line:
+            if "database error: " in line or "cannot claim" in line or "reload failed" in line:
                 assert "Connection refused" in line or "connection" in line, line
                 assert "[SQL" not in line and "sqlalche.me" not in line, line
 

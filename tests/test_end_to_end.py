@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -121,6 +122,27 @@ def test_unreachable_database_is_one_line_without_its_password(
     ), result.stderr
     assert "[SQL" not in result.stderr and "sqlalche.me" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_daemon_without_its_database_exits_1_saying_why(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = tmp_path / "aggregator.toml"
+    config.write_text(
+        '[aggregator]\ndatabase = "postgresql+psycopg://feeds:s3cret@127.0.0.1:9/feeds"\n'
+        f'base_url = "http://feeds.test"\nlisten = "127.0.0.1:{port}"\n'
+        '[sources.a]\nurl = "http://127.0.0.1:9/feed"\n',
+        encoding="utf-8",
+    )
+    result = aggregator(config, "run", timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "s3cret" not in result.stderr
+    assert (
+        "ERROR aggregator.daemon: cannot start: database "
+        "postgresql+psycopg://feeds:***@127.0.0.1:9/feeds: connection failed"
+    ) in result.stderr, result.stderr
 
 
 def serve_samples(server: FeedServer) -> dict[str, str]:
