@@ -242,7 +242,9 @@ def test_kill_9_during_polling_loses_and_duplicates_nothing(
         feeds.generation = round_number
         command = ("run",) if round_number % 4 == 3 else ("poll", "--all")
         process = aggregator(config, *command)
-        moment = chance.uniform(0.3, 2.5)
+        # The daemon takes longer to start (uvicorn, the scheduler) and spreads first
+        # polls over the 1 s interval: later moments, or it would die before polling.
+        moment = chance.uniform(0.3, 2.5) + (1.5 if command == ("run",) else 0.0)
         time.sleep(moment)
         process.send_signal(signal.SIGKILL)
         process.wait()
