@@ -503,6 +503,12 @@ def _configure_sqlite(engine: Engine) -> None:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=10000")
+            # SQLite's default page cache is 2 MB: a poll's index lookups and inserts then
+            # reread the same pages from the OS over and over. 64 MB per connection holds the
+            # hot parts of the indexes of a million stories; mmap lets reads skip a copy.
+            cursor.execute("PRAGMA cache_size=-65536")
+            cursor.execute("PRAGMA mmap_size=268435456")
+            cursor.execute("PRAGMA temp_store=MEMORY")
         finally:
             cursor.close()
 
