@@ -7,6 +7,7 @@ query and no rendering; conditional requests are answered 304 from the cache.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import logging
 import time
@@ -41,11 +42,19 @@ CACHE_ENTRIES = 512
 CACHE_CONTROL = "public, max-age=60"
 
 
+# How long a data version read from the database stands: a cached feed is then served
+# with no query at all, and a story stored by any process shows within this time.
+VERSION_TTL = 1.0
+# Compression level of the gzip copy kept beside a cached feed (made once, sent many times).
+GZIP_LEVEL = 6
+
+
 @dataclass(slots=True)
 class _Cached:
     version: int
     rendered: Rendered
     etag: str
+    gzipped: bytes | None = None  # made on the first request that accepts gzip
 
 
 @dataclass(slots=True)
@@ -60,6 +69,8 @@ class WebState:
     cache: OrderedDict[tuple[str, str, str, int | None], _Cached] = field(
         default_factory=OrderedDict
     )
+    version: int = -1
+    version_read_at: float = float("-inf")
 
     def __post_init__(self) -> None:
         self.feeds = output_feeds(self.config)
@@ -68,6 +79,24 @@ class WebState:
         self.config = config
         self.feeds = output_feeds(config)
         self.cache.clear()
+
+    def data_version(self) -> int:
+        """The store's data version, read again once VERSION_TTL has passed (blocking)."""
+        now = time.monotonic()
+        if now - self.version_read_at >= VERSION_TTL:
+            self.version = self.store.data_version()
+            self.version_read_at = now
+        return self.version
+
+    def fresh(self, key: tuple[str, str, str, int | None]) -> _Cached | None:
+        """The cached rendering for `key` if it is current; never touches the database."""
+        if time.monotonic() - self.version_read_at >= VERSION_TTL:
+            return None
+        cached = self.cache.get(key)
+        if cached is None or cached.version != self.version:
+            return None
+        self.cache.move_to_end(key)
+        return cached
 
 
 def create_app(state: WebState) -> Starlette:
@@ -81,15 +110,24 @@ def create_app(state: WebState) -> Starlette:
             extra, limit = _query_params(request)
         except ValueError as error:
             return PlainTextResponse(f"{error}\n", status_code=400)
-        cached = await run_in_threadpool(_rendered, state, output, fmt, extra, limit)
+        # A hit is answered on the event loop; only a render or a version read needs a thread.
+        cached = state.fresh(_cache_key(output, fmt, extra, limit))
+        if cached is None:
+            cached = await run_in_threadpool(_rendered, state, output, fmt, extra, limit)
         headers = {"ETag": cached.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
         if cached.rendered.last_modified is not None:
             headers["Last-Modified"] = format_datetime(cached.rendered.last_modified, usegmt=True)
         if _not_modified(request, cached):
             return Response(status_code=304, headers=headers)
-        return Response(
-            cached.rendered.body, media_type=cached.rendered.media_type, headers=headers
-        )
+        body = cached.rendered.body
+        if "gzip" in request.headers.get("accept-encoding", "") and len(body) >= 500:
+            # Compressed once per rendering, not per request (GZipMiddleware leaves a
+            # response that already has a Content-Encoding alone).
+            if cached.gzipped is None:
+                cached.gzipped = gzip.compress(body, GZIP_LEVEL, mtime=0)
+            body = cached.gzipped
+            headers["Content-Encoding"] = "gzip"
+        return Response(body, media_type=cached.rendered.media_type, headers=headers)
 
     async def opml(request: Request) -> Response:
         ctx = FeedContext(
@@ -145,11 +183,17 @@ def _query_params(request: Request) -> tuple[Query | None, int | None]:
     return extra, limit
 
 
+def _cache_key(
+    output: OutputFeed, fmt: str, extra: Query | None, limit: int | None
+) -> tuple[str, str, str, int | None]:
+    return (output.name, fmt, extra.text if extra else "", limit)
+
+
 def _rendered(
     state: WebState, output: OutputFeed, fmt: str, extra: Query | None, limit: int | None
 ) -> _Cached:
-    version = state.store.data_version()
-    key = (output.name, fmt, extra.text if extra else "", limit)
+    version = state.data_version()
+    key = _cache_key(output, fmt, extra, limit)
     cached = state.cache.get(key)
     if cached is not None and cached.version == version:
         state.cache.move_to_end(key)
