@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from typing import Final
 from urllib.parse import urljoin, urlsplit
 
@@ -118,9 +119,10 @@ def web_url(url: str | None, base_url: str | None = None) -> str | None:
         return None
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return None
-    if any(ch.isspace() for ch in resolved):
+    # re's \s is str.isspace() character for character, without a Python-level loop.
+    if _SPACE.search(resolved):
         resolved = resolved.replace(" ", "%20")
-        if any(ch.isspace() for ch in resolved):
+        if _SPACE.search(resolved):
             return None
     return resolved
 
@@ -146,21 +148,32 @@ def sanitize_html(fragment: str, base_url: str | None) -> str:
     if "<" not in cleaned_input and "&" not in cleaned_input:
         return html.escape(cleaned_input.strip(), quote=False)
 
-    def resolve(tag: str, attribute: str, value: str) -> str | None:
-        if (tag, attribute) in _URL_ATTRIBUTES:
-            url = absolute_url(value, base_url)
-            # nh3 checks the scheme of href and src itself, not of `cite`.
-            return url if url is not None and _safe_scheme(url) else None
-        return value
-
-    cleaned: str = nh3.clean(
-        cleaned_input,
-        tags=set(ALLOWED_TAGS),
-        clean_content_tags=set(_DROPPED_WITH_CONTENT),
-        attributes=ALLOWED_ATTRIBUTES,
-        attribute_filter=resolve,
-        url_schemes=set(_URL_SCHEMES),
-        link_rel="noopener noreferrer",
-        strip_comments=True,
-    )
+    _current_base.url = base_url
+    cleaned: str = _CLEANER.clean(cleaned_input)
     return cleaned.strip()
+
+
+# The base URL of the fragment being cleaned, for the attribute callback of the one
+# shared cleaner (per thread: the poller may sanitise in several threads at once).
+_current_base = threading.local()
+
+
+def _resolve(tag: str, attribute: str, value: str) -> str | None:
+    if (tag, attribute) in _URL_ATTRIBUTES:
+        url = absolute_url(value, getattr(_current_base, "url", None))
+        # nh3 checks the scheme of href and src itself, not of `cite`.
+        return url if url is not None and _safe_scheme(url) else None
+    return value
+
+
+# Built once: nh3.clean() converts every allow-list from Python objects on each call,
+# which was three quarters of the time of sanitising a typical article.
+_CLEANER = nh3.Cleaner(
+    tags=set(ALLOWED_TAGS),
+    clean_content_tags=set(_DROPPED_WITH_CONTENT),
+    attributes=ALLOWED_ATTRIBUTES,
+    attribute_filter=_resolve,
+    url_schemes=set(_URL_SCHEMES),
+    link_rel="noopener noreferrer",
+    strip_comments=True,
+)

@@ -207,7 +207,9 @@ entries = Table(
     Column("image_caption", Text),
     Column("orig_link", Text),
     UniqueConstraint("source_id", "entry_key", name="uq_entries_source_key"),
-    Index("ix_entries_story_id", "story_id"),
+    # (story_id, source_id): "did one of these sources carry this story?", the question
+    # every output feed asks of each candidate, is answered from the index alone.
+    Index("ix_entries_story_source", "story_id", "source_id"),
 )
 
 # The dedup index: any entry whose dedupe.story_keys hit a row here joins that story.
@@ -452,11 +454,15 @@ class Store:
     def due_sources(self, now: datetime, names: Collection[str] | None = None) -> list[SourceState]:
         """Configured, enabled sources to poll now, the longest-waiting first.
 
+        Their `entry_count` is left at 0 (see `source_states` for counts).
+
         Without `names`: those not gone whose next poll time has come (never
         polled counts as due). With `names`: those sources whatever their next
         poll time, gone ones included, since someone asked for them by name.
         """
-        query = _source_state_query().where(sources.c.configured, sources.c.enabled)
+        # Without entry counts: the scheduler never reads them, and counting each due
+        # source's entries on every tick took 1.4 s on PostgreSQL at 300,000 entries.
+        query = _source_state_query(counts=False).where(sources.c.configured, sources.c.enabled)
         if names is None:
             query = query.where(
                 ~sources.c.gone,
@@ -711,6 +717,11 @@ def _configure_sqlite(engine: Engine) -> None:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=10000")
+            # SQLite's default page cache is 2 MB: a poll's index lookups and inserts then
+            # reread the same pages from the OS over and over. Not more than 16 MB: each
+            # pooled connection has its own, and it all counts in the daemon's memory.
+            cursor.execute("PRAGMA cache_size=-16384")
+            cursor.execute("PRAGMA temp_store=MEMORY")
         finally:
             cursor.close()
 
@@ -739,15 +750,17 @@ def _chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
 # -- source state ------------------------------------------------------------
 
 
-def _source_state_query() -> Select[Any]:
+def _source_state_query(*, counts: bool = True) -> Select[Any]:
+    host_not_before = (
+        select(hosts.c.not_before).where(hosts.c.host == sources.c.host).scalar_subquery()
+    )
+    if not counts:
+        return select(sources, host_not_before.label("host_not_before"))
     entry_count = (
         select(func.count())
         .select_from(entries)
         .where(entries.c.source_id == sources.c.id)
         .scalar_subquery()
-    )
-    host_not_before = (
-        select(hosts.c.not_before).where(hosts.c.host == sources.c.host).scalar_subquery()
     )
     return select(
         sources, entry_count.label("entry_count"), host_not_before.label("host_not_before")
@@ -768,7 +781,7 @@ def _source_state(row: Row[Any]) -> SourceState:
         error_count=row.error_count,
         next_poll_at=row.next_poll_at,
         feed_title=row.feed_title,
-        entry_count=row.entry_count,
+        entry_count=row._mapping.get("entry_count", 0),
         gone=row.gone,
         host=row.host,
         host_not_before=row.host_not_before,

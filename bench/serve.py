@@ -1,10 +1,12 @@
 """Serve the benchmark corpus over HTTP with the validators a well-run publisher sends.
 
-    python bench/serve.py DIR [--port 8765] [--gzip]
+    python bench/serve.py DIR [--hosts 300] [--port 8765] [--gzip]
 
 Every file of DIR/feeds is held in memory and served at /feeds/NAME with a strong ETag (a hash
 of the body) and Last-Modified (the file's mtime); If-None-Match and If-Modified-Since get a
-304. Prints one line starting with "ready" once the socket listens, so a caller can wait for it.
+304. Prints one line starting with "ready" once the sockets listen, so a caller can wait for it;
+SIGHUP reloads the files and prints "reloaded". With --hosts N it listens on N loopback
+addresses (127.0.1.1, 127.0.1.2, …), one port each.
 A bare ASGI callable under uvicorn keeps the server from being the benchmark's bottleneck.
 """
 
@@ -14,6 +16,7 @@ import argparse
 import asyncio
 import gzip
 import hashlib
+import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from gencorpus import host_address
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -118,10 +122,21 @@ def make_app(documents: dict[str, Document]) -> Callable[[Scope, Receive, Send],
     return app
 
 
+def listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dir", type=Path, help="a corpus written by bench/gencorpus.py")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default=None, help="one address to listen on")
+    parser.add_argument(
+        "--hosts", type=int, default=1, help="listen on this many loopback addresses (127.0.1.1…)"
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--gzip", action="store_true", help="gzip bodies for clients that ask")
     args = parser.parse_args()
@@ -129,10 +144,8 @@ def main() -> None:
     documents = load(args.dir / "feeds", args.gzip)
     # Bind before announcing: connections made after the ready line queue in the backlog
     # until uvicorn accepts them, so the caller never races the server's start.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    sock.listen(2048)
+    hosts = [args.host] if args.host else [host_address(i) for i in range(args.hosts)]
+    sockets = [listen(host, args.port) for host in hosts]
     config = uvicorn.Config(
         make_app(documents),
         log_level="warning",
@@ -141,12 +154,24 @@ def main() -> None:
         backlog=2048,
         timeout_keep_alive=30,
     )
-    print(
-        f"ready: {len(documents)} feeds at http://{args.host}:{args.port}/feeds/",
-        flush=True,
-    )
+
+    def reload() -> None:
+        # SIGHUP: the corpus changed on disk; swap the documents in place, then say so.
+        documents.clear()
+        documents.update(load(args.dir / "feeds", args.gzip))
+        print(f"reloaded: {len(documents)} feeds", flush=True)
+
+    async def serve() -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+        print(
+            f"ready: {len(documents)} feeds on {len(hosts)} addresses "
+            f"({hosts[0]}…{hosts[-1]}) port {args.port}",
+            flush=True,
+        )
+        await uvicorn.Server(config).serve(sockets=sockets)
+
     try:
-        asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
+        asyncio.run(serve())
     except KeyboardInterrupt:
         sys.exit(0)
 
