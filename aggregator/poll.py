@@ -216,6 +216,8 @@ class Poller:
             http_status=http_status if http_status else (response.status if response else None),
             error=str(error),
             host_not_before=host_not_before,
+            fetched_bytes=len(response.body) if response else 0,
+            duration=time.monotonic() - started,
         )
         await self._write(record)
         result = SourceResult(
@@ -285,6 +287,8 @@ class Poller:
             http_status=response.status or None,
             new_url=response.permanent_url,
             feed=feed,
+            fetched_bytes=len(response.body),
+            duration=time.monotonic() - started,
         )
         counts = await self._write(record)
         if response.permanent_url:
