@@ -208,6 +208,24 @@ def _check_http_url(url: str) -> str:
     return url
 
 
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be a source's `url` (the message `check` would print), or None."""
+    try:
+        _check_http_url(url)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name a source, category or feed, or None."""
+    try:
+        _check_name(name)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
 def _check_listen(listen: str) -> str:
     _split_listen(listen)
     return listen
