@@ -145,7 +145,7 @@ def test_a_change_that_fails_validation_leaves_the_file_byte_for_byte(
     assert line.exit_code == 2
     # The error names the line as it is in the file on disk.
     assert (
-        f"{config}:10: (a line this change writes) sources.local.categories[0]: "
+        f"{config}:9: (a line this change writes) sources.local.categories[0]: "
         "invalid name 'World'" in line.stderr
     )
     assert config.read_bytes() == before
