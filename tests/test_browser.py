@@ -79,7 +79,9 @@ def _install_chromium() -> str | None:
     return f"apt-get install chromium failed: {last[0]}"
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: Playwright's sync API runs an event loop of its own on this thread, and
+# the tests after this module call asyncio.run, which refuses to run inside another loop.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     try:
         from playwright.sync_api import sync_playwright
