@@ -24,6 +24,7 @@ from aggregator.cli_support import EXIT_FAILURE, EXIT_USAGE, err, fail, load, ou
 from aggregator.config import Config, name_problem, url_problem
 from aggregator.configfile import ConfigText, SaveError
 from aggregator.fetch import FetchError
+from aggregator.model import SourceState
 from aggregator.opml import ExportedSource, OpmlError, read_opml, write_opml
 from aggregator.pidfile import signal_reload
 from aggregator.probe import NotAFeed, Probe, probe_all, probe_one
@@ -70,20 +71,13 @@ def sources() -> None:
 def list_sources(ctx: click.Context) -> None:
     """A table: name, URL, categories, interval, enabled, health."""
     config = load(ctx)
-    health: dict[str, str] = {}
-    try:
-        store = Store(config.settings.database)
-        try:
-            health = {state.name: health_of(state) for state in store.source_states()}
-        finally:
-            store.close()
-    except Exception:  # no database yet, or not reachable: the file alone still lists
-        health = {}
+    health = {name: health_of(state) for name, state in _states(config).items()}
     default = _duration(config.settings.interval.total_seconds())
+    folder = config.path.parent
     rows = [
         (
             name,
-            source.url or str(source.path),
+            source.url or _shown_path(source.path, folder),
             ", ".join(source.categories),
             _duration(source.interval.total_seconds()) if source.interval else f"{default}*",
             "yes" if source.enabled else "no",
@@ -104,6 +98,26 @@ def list_sources(ctx: click.Context) -> None:
         table.add_row(*row)
     table.caption = f"* the default interval ({default})"
     out.print(table)
+
+
+def _states(config: Config) -> dict[str, SourceState]:
+    """What the database knows of each source; nothing when there is no database yet (or
+    it does not answer): the file alone still lists and exports."""
+    try:
+        store = Store(config.settings.database)
+        try:
+            return {state.name: state for state in store.source_states()}
+        finally:
+            store.close()
+    except Exception:  # every driver has its own error types; all mean the same here
+        return {}
+
+
+def _shown_path(path: Path | None, folder: Path) -> str:
+    """A local file as the configuration would name it: relative to its folder if inside."""
+    if path is None:
+        return ""
+    return str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
 
 
 def _duration(seconds: float) -> str:
@@ -153,7 +167,9 @@ def add(
     err.print(f"fetching {url} …", highlight=False, markup=False, soft_wrap=True)
     try:
         found = probe_one(config, url, name=name or "new source")
-    except (FetchError, NotAFeed) as error:
+    except FetchError as error:
+        fail(f"not added: {error.url}: {error.cause}")
+    except NotAFeed as error:
         fail(f"not added: {error}")
     if found.url != url:
         _refuse_duplicate(found.url, existing)
@@ -434,8 +450,11 @@ def _print_plan(
 def export(ctx: click.Context, out_file: Path | None) -> None:
     """The sources as an OPML 2.0 subscription list, one folder per category."""
     config = load(ctx)
+    titles = {name: state.feed_title for name, state in _states(config).items()}
     listed = [
-        ExportedSource(name, source.url, source.title or name, source.categories)
+        ExportedSource(
+            name, source.url, source.title or titles.get(name) or name, source.categories
+        )
         for name, source in config.sources.items()
         if source.url
     ]

@@ -34,17 +34,18 @@ class Probe:
 
 
 async def probe(fetcher: Fetcher, url: str, *, name: str = "new source") -> Probe:
-    """The feed at `url`, or the one its HTML page offers; FetchError or NotAFeed."""
+    """The feed at `url`, or the one its HTML page offers; FetchError or NotAFeed (whose
+    message is "URL: cause")."""
     response = await fetcher.fetch(name, url)
     try:
         return Probe(response.final_url if response.permanent_url else url, _parse(response, name))
     except ParseError as error:
         if not looks_like_html(response.body, response.content_type):
-            raise NotAFeed(str(error)) from None
+            raise NotAFeed(f"{url}: {error.cause}") from None
     offered = feed_links(response.body, response.final_url)
     if not offered:
         raise NotAFeed(
-            f"{name}: {url}: an HTML page that offers no feed "
+            f"{url}: an HTML page that offers no feed "
             '(no <link rel="alternate" type="application/rss+xml"> or Atom/JSON Feed link)'
         )
     reasons = []
@@ -53,13 +54,12 @@ async def probe(fetcher: Fetcher, url: str, *, name: str = "new source") -> Prob
             found = await fetcher.fetch(name, candidate)
             feed = _parse(found, name)
         except (FetchError, ParseError) as error:
-            reasons.append(str(error))
+            reasons.append(f"{candidate}: {error.cause}")
             continue
         chosen = found.final_url if found.permanent_url else candidate
         return Probe(chosen, feed, page=url, offered=offered)
     raise NotAFeed(
-        f"{name}: {url}: the page offers {len(offered)} feed(s), none of which works: "
-        + "; ".join(reasons)
+        f"{url}: the page offers {len(offered)} feed(s), none of which works: " + "; ".join(reasons)
     )
 
 
@@ -95,7 +95,9 @@ def probe_all(
             async def one(name: str, url: str) -> None:
                 try:
                     results[name] = await probe(fetcher, url, name=name)
-                except (FetchError, NotAFeed) as error:
+                except FetchError as error:
+                    results[name] = f"{error.url}: {error.cause}"
+                except NotAFeed as error:
                     results[name] = str(error)
                 if on_done is not None:
                     on_done(name)

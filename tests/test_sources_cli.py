@@ -204,6 +204,13 @@ def test_list_says_where_each_source_is_and_how_it_is(config: Path) -> None:
         ["local", str(SAMPLES / "marxist.xml"), "world", "30m*", "yes", "ok"],
         ["other", str(SAMPLES / "fightback.json"), "", "30m*", "no", "disabled"],
     ]
+    # A file beside the configuration is shown as the configuration names it.
+    beside = config.parent / "feeds" / "mine.xml"
+    beside.parent.mkdir()
+    beside.write_bytes(RSS)
+    assert run(config, "sources", "set", "other", "path", "feeds/mine.xml").exit_code == 0
+    listed = run(config, "sources", "list").stdout.splitlines()[1].split("\t")
+    assert listed[1] == "feeds/mine.xml"
 
 
 def test_export_writes_opml_with_categories(site: FeedServer, config: Path, tmp_path: Path) -> None:
