@@ -514,7 +514,8 @@ def prune(ctx: click.Context, dry_run: bool) -> None:
         return
     out.print(
         f"pruned {report.stories} stories ({report.entries} entries) {before}, "
-        f"in {report.batches} batches; tombstones: {report.tombstones} kept, "
+        f"in {report.batches} batch{'' if report.batches == 1 else 'es'}; "
+        f"tombstones: {report.tombstones} kept, "
         f"{report.tombstones_expired} expired",
         highlight=False,
         soft_wrap=True,

@@ -19,6 +19,7 @@ from feedserver import FeedServer
 from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.opml import read_opml
+from aggregator.parse import parse_document
 from aggregator.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -352,3 +353,37 @@ def test_a_killed_daemons_pid_file_is_known_to_be_stale(
     finally:
         again.send_signal(signal.SIGTERM)
         again.wait(timeout=30)
+
+
+def test_the_daemon_prunes_by_itself(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "aggregator.toml"
+    # The samples date from 2021: a 30-day retention prunes all they bring.
+    config.write_text(
+        f'[aggregator]\ndatabase = "sqlite:///{tmp_path / "d.db"}"\n'
+        f'listen = "127.0.0.1:{port}"\nretention = "30d"\n'
+        f'\n[sources.local]\npath = "{SAMPLES / "marxist.xml"}"\n',
+        encoding="utf-8",
+    )
+    log = tmp_path / "daemon.log"
+    with log.open("a") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "AGGREGATOR_TICK": "0.2", "AGGREGATOR_PRUNE_AFTER": "3"},
+        )
+    try:
+        wait_until(lambda: "source=local" in log.read_text(), "the first poll", log)
+        wait_until(lambda: "retention: pruned" in log.read_text(), "the daily prune", log)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    line = next(line for line in log.read_text().splitlines() if "retention: pruned" in line)
+    entries = len(parse_document(RSS, url="https://x.example/").entries)
+    assert f"retention: pruned {entries} stories ({entries} entries)" in line
+    assert f"{entries} tombstones kept, 0 expired" in line
+    store = Store(load_config(config).settings.database)
+    assert store.stories() == []
+    store.close()
