@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 from feedserver import FeedServer
 
+from aggregator import configfile
 from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.opml import read_opml
@@ -387,3 +388,43 @@ def test_the_daemon_prunes_by_itself(tmp_path: Path) -> None:
     store = Store(load_config(config).settings.database)
     assert store.stories() == []
     store.close()
+
+
+def test_import_with_check_fetches_each_feed_and_skips_what_is_none(
+    site: FeedServer, config: Path, tmp_path: Path
+) -> None:
+    opml = tmp_path / "list.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head/><body>'
+        '<outline text="News">'
+        f'<outline text="Feed" xmlUrl="{site.url("/comments.atom")}"/>'
+        f'<outline text="Blog page" xmlUrl="{site.url("/blog/")}"/>'
+        f'<outline text="Gone" xmlUrl="{site.url("/missing")}"/>'
+        "</outline></body></opml>",
+        encoding="utf-8",
+    )
+    result = run(config, "sources", "import", str(opml), "--check", "--no-reload")
+    assert result.exit_code == 0, result.output
+    assert f"skipped: Gone <{site.url('/missing')}>: {site.url('/missing')}: HTTP 404" in (
+        result.stderr
+    )
+    added = {name: s for name, s in load_config(config).sources.items() if s.url}
+    assert {s.url for s in added.values()} == {site.url("/comments.atom"), site.url("/feed.xml")}
+    assert all(s.categories == ("news",) for s in added.values())
+    assert site.hits("/missing") == 1
+
+
+def test_an_edit_does_not_overwrite_someone_elses_meanwhile(config: Path) -> None:
+    current = configfile.read(config)
+    config.write_text(config.read_text(encoding="utf-8") + "\n# theirs\n", encoding="utf-8")
+    theirs = config.read_bytes()
+    with pytest.raises(configfile.SaveError, match="changed by someone else meanwhile"):
+        configfile.save(current, current.text.replace('"30d"', '"60d"'))
+    assert config.read_bytes() == theirs
+
+
+def test_a_byte_order_mark_survives_an_edit(config: Path) -> None:
+    config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes())
+    assert run(config, "sources", "disable", "local", "--no-reload").exit_code == 0
+    assert config.read_bytes().startswith(b"\xef\xbb\xbf# The admin's notes")
+    assert not load_config(config).sources["local"].enabled
