@@ -18,6 +18,7 @@ import click
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from aggregator import __version__, configfile
 from aggregator.cli_support import EXIT_FAILURE, EXIT_USAGE, err, fail, load, out, print_errors
@@ -103,6 +104,9 @@ def list_sources(ctx: click.Context) -> None:
 def _states(config: Config) -> dict[str, SourceState]:
     """What the database knows of each source; nothing when there is no database yet (or
     it does not answer): the file alone still lists and exports."""
+    url = make_url(config.settings.database)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        return {}  # not polled yet; and listing must not create the database
     try:
         store = Store(config.settings.database)
         try:

@@ -268,6 +268,8 @@ match_keys = Table(
     Column("story_id", Integer, ForeignKey("stories.id", ondelete="CASCADE"), nullable=False),
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
     Index("ix_match_keys_entry_id", "entry_id"),
+    # Migration 0005_retention: what deleting a story (its cascade) finds its keys by.
+    Index("ix_match_keys_story_id", "story_id"),
     sqlite_with_rowid=False,
 )
 

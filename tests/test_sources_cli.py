@@ -428,3 +428,9 @@ def test_a_byte_order_mark_survives_an_edit(config: Path) -> None:
     assert run(config, "sources", "disable", "local", "--no-reload").exit_code == 0
     assert config.read_bytes().startswith(b"\xef\xbb\xbf# The admin's notes")
     assert not load_config(config).sources["local"].enabled
+
+
+def test_list_before_any_poll_creates_no_database(config: Path, tmp_path: Path) -> None:
+    rows = [line.split("\t") for line in run(config, "sources", "list").stdout.splitlines()]
+    assert [row[-1] for row in rows] == ["new", "new"]
+    assert not (tmp_path / "var").exists()

@@ -10,6 +10,9 @@
   the poll; ordered by (source_id, id) so a source page is one range read.
 - `poll_days`: per source and UTC day, how many polls ended each way and how many
   entries arrived: the charts of the status pages, kept for `store.ACTIVITY_DAYS` days.
+- an index on `match_keys.story_id`: deleting a story makes the database find its match
+  keys (the foreign key cascades); without the index SQLite and PostgreSQL scan the whole
+  table once per story deleted, and pruning a day's stories takes minutes, not moments.
 
 Revision ID: 0005_retention
 Revises: 0003_polling
@@ -44,6 +47,7 @@ def _source_id(table: str) -> sa.Column[int]:
 
 
 def upgrade() -> None:
+    op.create_index("ix_match_keys_story_id", "match_keys", ["story_id"])
     op.create_table(
         "tombstones",
         _source_id("tombstones"),
@@ -91,3 +95,4 @@ def downgrade() -> None:
     op.drop_table("polls")
     op.drop_index("ix_tombstones_seen_at", table_name="tombstones")
     op.drop_table("tombstones")
+    op.drop_index("ix_match_keys_story_id", table_name="match_keys")
