@@ -14,40 +14,22 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator import __version__
-from aggregator.config import Config, ConfigError, default_config_path, load_config
+from aggregator.cli_sources import prune, sources
+from aggregator.cli_support import EXIT_FAILURE, EXIT_USAGE, err, out
+from aggregator.cli_support import fail as _fail
+from aggregator.cli_support import load as _load
+from aggregator.config import Config, default_config_path
 from aggregator.model import Story
 from aggregator.outputs import OutputFeed, Verdict, output_feeds
 from aggregator.poll import PollSummary, SourceResult, run_pass
 from aggregator.publish import build_all, review_for
 from aggregator.status import overview, relative
 from aggregator.store import Store, describe_error, display_url
-
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-
-err = Console(stderr=True)
-out = Console()
-
-
-def _fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    sys.exit(code)
-
-
-def _load(ctx: click.Context) -> Config:
-    path: Path = ctx.obj["config_path"]
-    try:
-        return load_config(path)
-    except ConfigError as error:
-        for line in error.errors:
-            err.print(line, highlight=False, markup=False, soft_wrap=True)
-        sys.exit(EXIT_USAGE)
 
 
 def _database_failed(config: Config, error: Exception) -> NoReturn:
@@ -334,6 +316,10 @@ def status(ctx: click.Context) -> None:
     out.print(table)
     counts = ", ".join(f"{health} {count}" for health, count in view.counts.items() if count)
     out.print(f"{counts or 'no sources'}; {len(view.feeds)} output feeds", highlight=False)
+
+
+main.add_command(sources)
+main.add_command(prune)
 
 
 @main.group()

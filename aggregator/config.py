@@ -74,6 +74,8 @@ class Settings:
     max_bytes: int
     user_agent: str  # VERSION and BASE_URL substituted
     output_dir: Path | None  # absolute
+    # Where `run` writes its process id, so `aggregator sources …` can ask it to reload.
+    pid_file: Path  # absolute
     concurrency: int = DEFAULT_CONCURRENCY
     per_host: int = DEFAULT_PER_HOST
     max_entries: int = DEFAULT_MAX_ENTRIES  # entries kept per document
@@ -209,6 +211,24 @@ def _check_http_url(url: str) -> str:
     return url
 
 
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be a source's `url` (the message `check` would print), or None."""
+    try:
+        _check_http_url(url)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name a source, category or feed, or None."""
+    try:
+        _check_name(name)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
 def _check_listen(listen: str) -> str:
     _split_listen(listen)
     return listen
@@ -287,6 +307,9 @@ class _SettingsDocument(_Document):
     retention: Duration = timedelta(days=180)
     # No static files unless asked: the built-in server serves every feed.
     output_dir: str | None = None
+    # None: `aggregator.pid` beside a SQLite database (the one folder the daemon surely may
+    # write), else `var/aggregator.pid` beside this file.
+    pid_file: Annotated[str, Field(min_length=1)] | None = None
     concurrency: Annotated[int, Field(ge=1)] = DEFAULT_CONCURRENCY
     per_host: Annotated[int, Field(ge=1)] = DEFAULT_PER_HOST
     max_entries: Annotated[int, Field(ge=1)] = DEFAULT_MAX_ENTRIES
@@ -374,8 +397,9 @@ def _build(document: _ConfigDocument, path: Path) -> Config:
     given = document.aggregator
     base_url = given.base_url.rstrip("/")
     host, port = _split_listen(given.listen)
+    database = _resolve_database(given.database, folder)
     settings = Settings(
-        database=_resolve_database(given.database, folder),
+        database=database,
         listen_host=host,
         listen_port=port,
         base_url=base_url,
@@ -387,6 +411,7 @@ def _build(document: _ConfigDocument, path: Path) -> Config:
         max_bytes=given.max_bytes,
         user_agent=given.user_agent.replace("VERSION", __version__).replace("BASE_URL", base_url),
         output_dir=_resolve_path(given.output_dir, folder) if given.output_dir else None,
+        pid_file=_pid_file(given.pid_file, database, folder),
         concurrency=given.concurrency,
         per_host=given.per_host,
         max_entries=given.max_entries,
@@ -428,6 +453,16 @@ def _build(document: _ConfigDocument, path: Path) -> Config:
 
 def _resolve_path(text: str, folder: Path) -> Path:
     return Path(os.path.normpath(folder / Path(text).expanduser()))
+
+
+def _pid_file(given: str | None, database: str, folder: Path) -> Path:
+    if given:
+        return _resolve_path(given, folder)
+    parsed = make_url(database)
+    file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if file and file != ":memory:" and not file.startswith("file:"):
+        return Path(file).parent / "aggregator.pid"
+    return folder / "var" / "aggregator.pid"
 
 
 def _resolve_database(url: str, folder: Path) -> str:

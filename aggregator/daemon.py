@@ -42,6 +42,7 @@ from aggregator.metrics import Metrics
 from aggregator.model import SourceState
 from aggregator.outputs import output_feeds
 from aggregator.owners import new_owner, retire
+from aggregator.pidfile import PidFile, PidFileError
 from aggregator.poll import (
     Poller,
     SourceResult,
@@ -68,6 +69,11 @@ TICK = timedelta(seconds=15)
 SHUTDOWN_GRACE = 20.0
 # Failing ticks are logged at most this often, so a database outage is one line a minute.
 TICK_ERROR_LOG_EVERY = 60.0
+# Retention runs daily, the first time this long after the start: the first polls come
+# first, and a daemon restarted in a loop does not prune each time.
+# Tests shorten the delay with $AGGREGATOR_PRUNE_AFTER (seconds).
+PRUNE_EVERY = timedelta(days=1)
+PRUNE_AFTER = 300.0
 
 
 def _env_seconds(name: str, default: float) -> float:
@@ -120,6 +126,7 @@ class Daemon:
         self._static_version: int | None = None
         self._static_dirty = True
         self._background: set[asyncio.Task[Any]] = set()
+        self.pid_file = PidFile(config.settings.pid_file)
 
     # -- health ----------------------------------------------------------------
 
@@ -229,6 +236,38 @@ class Daemon:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    # -- retention -----------------------------------------------------------
+
+    async def prune(self) -> None:
+        """The daily APScheduler job: apply `retention`, a batch per transaction, in a
+        thread so polls and readers go on meanwhile."""
+        if self.stopping.is_set():
+            return
+        retention = self.config.settings.retention
+        try:
+            report = await asyncio.to_thread(self.store.prune, datetime.now(UTC), retention)
+        except Exception as error:  # the database is away: tomorrow will do
+            log.error(
+                "retention: cannot prune %s: %s: %s",
+                self.config.settings.database,
+                type(error).__name__,
+                error,
+            )
+            return
+        if report.stories:
+            self.web.data_changed()
+            self._static_dirty = True
+        log.info(
+            "retention: pruned %d stories (%d entries) sorted before %s in %d batches; "
+            "%d tombstones kept, %d expired",
+            report.stories,
+            report.entries,
+            report.cutoff.isoformat(timespec="seconds"),
+            report.batches,
+            report.tombstones,
+            report.tombstones_expired,
+        )
+
     # -- first polls ---------------------------------------------------------
 
     def spread_first_polls(self) -> int:
@@ -303,6 +342,8 @@ class Daemon:
         old = self.config
         if config.settings.database != old.settings.database:
             log.warning("database changed in %s: restart the daemon to use it", self.config_path)
+        if config.settings.pid_file != old.settings.pid_file:
+            log.warning("pid_file changed in %s: restart the daemon to use it", self.config_path)
         added = sorted(set(config.sources) - set(old.sources))
         removed = sorted(set(old.sources) - set(config.sources))
         changed = sorted(
@@ -379,7 +420,28 @@ class Daemon:
             f"serving {len(self.web.feeds)} output feeds"
         )
 
+    def _take_pid_file(self) -> bool:
+        """False when another daemon runs with this pid file; a file that cannot be
+        written only costs `aggregator sources …` the automatic reload."""
+        try:
+            self.pid_file.acquire()
+        except PidFileError as error:
+            log.error("cannot start: %s", error)
+            return False
+        except OSError as error:
+            log.warning(
+                "cannot write the pid file %s (%s): `aggregator sources` edits will not "
+                "reload this daemon by themselves; set pid_file to a writable place",
+                self.pid_file.path,
+                error.strerror or error,
+            )
+        return True
+
     async def serve(self) -> int:
+        if not self._take_pid_file():
+            self.store.close()
+            retire(self.owner)
+            return 1
         try:
             spread = await asyncio.to_thread(self._prepare_database)
         except SQLAlchemyError as error:
@@ -391,6 +453,7 @@ class Daemon:
             )
             self.store.close()
             retire(self.owner)
+            self.pid_file.release()
             return 1
         self.executor = parser_pool(len(self.config.sources))
         self.fetcher = new_fetcher(self.config)
@@ -409,6 +472,16 @@ class Daemon:
             seconds=self.tick,
             id="claim-due",
             next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+        )
+        self.scheduler.add_job(
+            self.prune,
+            "interval",
+            seconds=PRUNE_EVERY.total_seconds(),
+            id="prune",
+            next_run_time=datetime.now(UTC)
+            + timedelta(seconds=_env_seconds("AGGREGATOR_PRUNE_AFTER", PRUNE_AFTER)),
             max_instances=1,
             coalesce=True,
         )
@@ -506,6 +579,7 @@ class Daemon:
             self.executor.shutdown(wait=False, cancel_futures=True)
         self.store.close()
         retire(self.owner)
+        self.pid_file.release()
 
 
 def _fetch_settings(settings: Settings) -> tuple[object, ...]:

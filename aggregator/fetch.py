@@ -28,6 +28,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
@@ -39,6 +40,7 @@ import httpcore
 import httpx
 
 from aggregator.model import Validators
+from aggregator.schedule import parse_retry_after
 
 ACCEPT = (
     "application/atom+xml, application/rss+xml, application/rdf+xml;q=0.9, "
@@ -93,6 +95,20 @@ class FetchError(Exception):
         self.cause = cause
         self.status = status
         self.retry_after = retry_after
+
+
+class HostHeld(FetchError):
+    """Not fetched: the host answered 429/503 with Retry-After moments ago and that pause
+    has `remaining` seconds to run. Not the source's fault, so not a failure."""
+
+    def __init__(self, source: str, url: str, host: str, remaining: float) -> None:
+        super().__init__(
+            source,
+            url,
+            f"not fetched: {host} asked for a pause (Retry-After), {remaining:.0f}s to go",
+        )
+        self.host = host
+        self.remaining = remaining
 
 
 class AddressPolicy(enum.Enum):
@@ -312,6 +328,8 @@ class Fetcher:
         self._per_host = per_host
         self._all = asyncio.Semaphore(concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        # Host -> monotonic time before which it is not asked again (its Retry-After).
+        self._holds: dict[str, float] = {}
         self._clients: dict[AddressPolicy, httpx.AsyncClient] = {}
 
     def _client(self, policy: AddressPolicy) -> httpx.AsyncClient:
@@ -407,6 +425,9 @@ class Fetcher:
             body = b""
             target: httpx.URL | None = None
             async with self._host_slot(current.host):
+                # Checked inside the slot: a source that queued behind the request that got
+                # the 429 must not be sent the moment that request is answered.
+                self._check_hold(source, url, current.host)
                 if deadline is None:
                     # The deadline runs from the first connect; queueing for a slot is not
                     # the source's fault.
@@ -422,6 +443,7 @@ class Fetcher:
                         elif status in (200, 203):
                             body = await self._read_body(source, url, response)
                         elif status != 304:
+                            self._hold_host(current.host, response)
                             raise _status_error(source, url, current, response)
                     finally:
                         await response.aclose()
@@ -452,6 +474,25 @@ class Fetcher:
                 ),
                 elapsed=time.monotonic() - started,
             )
+
+    def _check_hold(self, source: str, url: str, host: str) -> None:
+        until = self._holds.get(host)
+        if until is None:
+            return
+        remaining = until - time.monotonic()
+        if remaining > 0:
+            raise HostHeld(source, url, host, remaining)
+        del self._holds[host]
+
+    def _hold_host(self, host: str, response: httpx.Response) -> None:
+        """Remember a 429/503's Retry-After for the host at once, in this process: the store
+        learns it only when the poll is recorded, and other sources of the host may be
+        claimed or queued already."""
+        if response.status_code not in (429, 503):
+            return
+        delay = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
+        if delay is not None and delay > timedelta(0):
+            self._holds[host] = time.monotonic() + delay.total_seconds()
 
     def _host_slot(self, host: str) -> asyncio.Semaphore:
         slot = self._hosts.get(host)

@@ -8,7 +8,7 @@ timezone-aware UTC; text fields are never None where "empty" will do.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +177,9 @@ class PollRecord:
     feed: ParsedFeed | None = None  # present when status is "ok"
     # A 429/503 Retry-After: no source on this source's host is claimed before then.
     host_not_before: datetime | None = None
+    # For the poll history of the status pages: body bytes after decompression, seconds.
+    fetched_bytes: int = 0
+    duration: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,3 +199,32 @@ class SaveCounts:
             self.unchanged + other.unchanged,
             self.duplicates + other.duplicates,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PollLog:
+    """One recorded poll of one source, as its status page lists it."""
+
+    polled_at: datetime
+    status: str  # as PollRecord.status
+    http_status: int | None
+    bytes: int
+    new: int
+    updated: int
+    duration: float | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DayActivity:
+    """What one source did on one UTC day: polls by outcome and entries that arrived."""
+
+    day: date
+    polls: int = 0
+    ok: int = 0  # new content parsed
+    not_modified: int = 0  # 304
+    unchanged: int = 0  # same bytes as last time
+    errors: int = 0  # failures and 410s
+    new: int = 0  # entries stored for the first time
+    updated: int = 0
+    bytes: int = 0

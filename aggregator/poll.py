@@ -25,7 +25,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.config import Config, SourceConfig
-from aggregator.fetch import Fetcher, FetchError, FetchResponse
+from aggregator.fetch import Fetcher, FetchError, FetchResponse, HostHeld
 from aggregator.model import ParsedFeed, PollRecord, SaveCounts, SourceState
 from aggregator.owners import is_dead, new_owner, retire
 from aggregator.parse import ParseError, parse_document
@@ -141,6 +141,8 @@ class Poller:
         started = time.monotonic()
         try:
             response = await self._fetch(state)
+        except HostHeld as held:
+            return await self._deferred(state, location, held)
         except FetchError as error:
             return await self._failed(state, source, location, error, started)
 
@@ -191,6 +193,19 @@ class Poller:
             return await asyncio.to_thread(job)
         return await asyncio.get_running_loop().run_in_executor(self.executor, job)
 
+    async def _deferred(self, state: SourceState, location: str, held: HostHeld) -> SourceResult:
+        """Not polled after all: its host asked for a pause while it waited for its turn."""
+        until = self.clock() + timedelta(seconds=held.remaining)
+        await asyncio.to_thread(self.store.defer, state.name, self.owner, until)
+        log.info(
+            "poll source=%s url=%s deferred: %s asked for a pause, next=%s",
+            state.name,
+            location,
+            held.host,
+            until.isoformat(timespec="seconds"),
+        )
+        return SourceResult(state.name, location, "skipped", next_poll_at=until, host=held.host)
+
     async def _failed(
         self,
         state: SourceState,
@@ -223,6 +238,8 @@ class Poller:
             http_status=http_status if http_status else (response.status if response else None),
             error=str(error),
             host_not_before=host_not_before,
+            fetched_bytes=len(response.body) if response else 0,
+            duration=time.monotonic() - started,
         )
         await self._write(record)
         result = SourceResult(
@@ -292,6 +309,8 @@ class Poller:
             http_status=response.status or None,
             new_url=response.permanent_url,
             feed=feed,
+            fetched_bytes=len(response.body),
+            duration=time.monotonic() - started,
         )
         counts = await self._write(record)
         if response.permanent_url:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -26,7 +26,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -46,6 +48,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.engine import Connection, Engine, Row, make_url
@@ -57,9 +60,11 @@ from aggregator import dedupe
 from aggregator.fingerprint import VERSION as FINGERPRINTS
 from aggregator.fingerprint import signature_from_bytes
 from aggregator.model import (
+    DayActivity,
     Enclosure,
     Image,
     ParsedEntry,
+    PollLog,
     PollRecord,
     SaveCounts,
     SourceState,
@@ -85,6 +90,20 @@ _IN_CHUNK = 500
 _PG_MIGRATION_LOCK = 0x61676772  # "aggr"
 
 _WRITE_OPTION = "aggregator_write"
+
+# Retention (migration 0005_retention). Stories are pruned this many at a time, each
+# batch in a transaction of its own: a few hundred rows take milliseconds, so SQLite's
+# write lock and PostgreSQL's row locks are never held long and polls go on meanwhile.
+PRUNE_BATCH = 200
+# A tombstone lives while its source keeps listing the entry, and this long after the
+# source last listed it. Feeds drop old items within days; some rotate items in and
+# out for a few weeks (paged or "most read" feeds). After a month unseen, an entry is
+# not coming back, and the table stays as small as what the feeds still list.
+TOMBSTONE_GRACE = timedelta(days=30)
+# Polls listed on a source's page; older ones are deleted as new ones are written.
+POLL_HISTORY = 100
+# Days of per-source activity kept for the charts (they show 30).
+ACTIVITY_DAYS = 90
 
 _T = TypeVar("_T")
 
@@ -252,7 +271,52 @@ match_keys = Table(
     Column("story_id", Integer, ForeignKey("stories.id", ondelete="CASCADE"), nullable=False),
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
     Index("ix_match_keys_entry_id", "entry_id"),
+    # Migration 0005_retention: what deleting a story (its cascade) finds its keys by.
+    Index("ix_match_keys_story_id", "story_id"),
     sqlite_with_rowid=False,
+)
+
+# Entries removed by retention, so a source that still lists one does not bring it back.
+tombstones = Table(
+    "tombstones",
+    metadata,
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True),
+    Column("entry_key", Text, primary_key=True),
+    Column("pruned_at", UTCDateTime, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False, index=True),  # last listed by the source
+)
+
+# The last POLL_HISTORY polls of each source, for its status page.
+polls = Table(
+    "polls",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("polled_at", UTCDateTime, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("http_status", Integer),
+    Column("bytes", Integer, nullable=False),
+    Column("new", Integer, nullable=False),
+    Column("updated", Integer, nullable=False),
+    Column("duration", Float),
+    Column("error", Text),
+    Index("ix_polls_source_id", "source_id", "id"),
+)
+
+# Per source and UTC day: polls by outcome and entries that arrived (the status charts).
+poll_days = Table(
+    "poll_days",
+    metadata,
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True, index=True),
+    Column("polls", Integer, nullable=False),
+    Column("ok", Integer, nullable=False),
+    Column("not_modified", Integer, nullable=False),
+    Column("unchanged", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Column("new", Integer, nullable=False),
+    Column("updated", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
 )
 
 meta = Table(
@@ -312,6 +376,19 @@ class UnknownSourceError(LookupError):
     def __init__(self, source: str) -> None:
         super().__init__(f"{source}: no such source in the database (sync_sources first)")
         self.source = source
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    """What `Store.prune` removed (or, with dry_run, would remove)."""
+
+    cutoff: datetime  # stories sorted before this are old enough
+    stories: int
+    entries: int
+    tombstones_expired: int  # tombstones dropped, their entries unseen for TOMBSTONE_GRACE
+    tombstones: int  # tombstones kept afterwards (with dry_run: now)
+    batches: int = 0
+    dry_run: bool = False
 
 
 class Store:
@@ -545,6 +622,16 @@ class Store:
         with self._write() as conn:
             return conn.execute(statement.values(claimed_by=None, lease_until=None)).rowcount
 
+    def defer(self, name: str, owner: str, until: datetime) -> None:
+        """Give back `owner`'s claim on `name` unpolled, due again at `until` (its host
+        asked for a pause while the source waited for its turn)."""
+        with self._write() as conn:
+            conn.execute(
+                update(sources)
+                .where(sources.c.name == name, sources.c.claimed_by == owner)
+                .values(claimed_by=None, lease_until=None, next_poll_at=until)
+            )
+
     def claim_holders(self, now: datetime) -> set[str]:
         """Every owner holding a live lease on some source at `now`."""
         query = (
@@ -617,7 +704,9 @@ class Store:
             conn.execute(update(sources).where(sources.c.id == source.id).values(values))
             if record.host_not_before is not None and source.host:
                 _hold_host(conn, source.host, record.host_not_before, record.error)
+            incoming = _without_tombstoned(conn, source.id, incoming, record.polled_at)
             counts = _save_entries(conn, source.id, record.source, incoming, record.polled_at)
+            _log_poll(conn, source.id, record, counts)
             feed = record.feed
             # The source's title, home page and URL show in every output entry's <source>.
             source_changed = record.new_url is not None or (
@@ -683,6 +772,154 @@ class Store:
             )
         return result
 
+    # -- what the status pages show -------------------------------------------
+
+    def poll_history(self, name: str, limit: int = 50) -> list[PollLog]:
+        """A source's most recent polls, newest first (at most POLL_HISTORY are kept)."""
+        query = (
+            select(polls)
+            .join(sources, polls.c.source_id == sources.c.id)
+            .where(sources.c.name == name)
+            .order_by(polls.c.id.desc())
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [
+                PollLog(
+                    polled_at=row.polled_at,
+                    status=row.status,
+                    http_status=row.http_status,
+                    bytes=row.bytes,
+                    new=row.new,
+                    updated=row.updated,
+                    duration=row.duration,
+                    error=row.error,
+                )
+                for row in conn.execute(query)
+            ]
+
+    def activity(
+        self, since: date, names: Collection[str] | None = None
+    ) -> dict[str, list[DayActivity]]:
+        """Each source's days from `since` on that saw a poll, oldest first: one query
+        for every source, so a page of sparklines costs one round trip."""
+        query = (
+            select(sources.c.name, poll_days)
+            .join(sources, poll_days.c.source_id == sources.c.id)
+            .where(poll_days.c.day >= since)
+            .order_by(sources.c.name, poll_days.c.day)
+        )
+        if names is not None:
+            query = query.where(sources.c.name.in_(list(names)))
+        found: dict[str, list[DayActivity]] = {}
+        with self._engine.connect() as conn:
+            for row in conn.execute(query):
+                found.setdefault(row.name, []).append(
+                    DayActivity(
+                        day=row.day,
+                        polls=row.polls,
+                        ok=row.ok,
+                        not_modified=row.not_modified,
+                        unchanged=row.unchanged,
+                        errors=row.errors,
+                        new=row.new,
+                        updated=row.updated,
+                        bytes=row.bytes,
+                    )
+                )
+        return found
+
+    def source_entries(self, name: str, limit: int = 50) -> list[StoredEntry]:
+        """A source's own entries, newest published (else first seen) first."""
+        query = (
+            _copies_query()
+            .where(sources.c.name == name)
+            .order_by(
+                func.coalesce(entries.c.published, entries.c.first_seen).desc(),
+                entries.c.id.desc(),
+            )
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [_stored_entry(row) for row in conn.execute(query)]
+
+    # -- retention -----------------------------------------------------------
+
+    def prune(
+        self,
+        now: datetime,
+        retention: timedelta,
+        *,
+        batch: int = PRUNE_BATCH,
+        dry_run: bool = False,
+    ) -> PruneReport:
+        """Delete stories whose sort time is older than `now - retention`, with their
+        entries, story keys, fingerprints and match keys, `batch` stories per transaction;
+        leave a tombstone for every entry removed; drop tombstones unseen for
+        TOMBSTONE_GRACE and activity older than ACTIVITY_DAYS. With `dry_run`, only count.
+        """
+        cutoff = now - retention
+        forgotten = now - TOMBSTONE_GRACE
+        old_days = (now - timedelta(days=ACTIVITY_DAYS)).date()
+        if dry_run:
+            with self._engine.connect() as conn:
+                old = select(stories.c.id).where(stories.c.sort_time < cutoff)
+                return PruneReport(
+                    cutoff=cutoff,
+                    stories=conn.scalar(select(func.count()).select_from(old.subquery())) or 0,
+                    entries=conn.scalar(
+                        select(func.count()).select_from(entries).where(entries.c.story_id.in_(old))
+                    )
+                    or 0,
+                    tombstones_expired=conn.scalar(
+                        select(func.count())
+                        .select_from(tombstones)
+                        .where(tombstones.c.seen_at < forgotten)
+                    )
+                    or 0,
+                    tombstones=conn.scalar(select(func.count()).select_from(tombstones)) or 0,
+                    dry_run=True,
+                )
+        removed_stories = removed_entries = batches = 0
+        while True:
+            with self._write() as conn:
+                done = _prune_batch(conn, cutoff, now, batch)
+            if done is None:
+                break
+            batches += 1
+            removed_stories += done[0]
+            removed_entries += done[1]
+        expired = 0
+        while True:
+            with self._write() as conn:
+                keys = conn.execute(
+                    select(tombstones.c.source_id, tombstones.c.entry_key)
+                    .where(tombstones.c.seen_at < forgotten)
+                    .limit(batch * 5)
+                ).all()
+                if keys:
+                    conn.execute(
+                        tombstones.delete().where(
+                            tuple_(tombstones.c.source_id, tombstones.c.entry_key).in_(
+                                [tuple(key) for key in keys]
+                            )
+                        )
+                    )
+            expired += len(keys)
+            if len(keys) < batch * 5:
+                break
+        with self._write() as conn:
+            conn.execute(poll_days.delete().where(poll_days.c.day < old_days))
+            kept = conn.scalar(select(func.count()).select_from(tombstones)) or 0
+        return PruneReport(
+            cutoff=cutoff,
+            stories=removed_stories,
+            entries=removed_entries,
+            tombstones_expired=expired,
+            tombstones=kept,
+            batches=batches,
+        )
+
     # -- plumbing ------------------------------------------------------------
 
     @contextmanager
@@ -745,6 +982,157 @@ def _bump_data_version(conn: Connection) -> None:
 def _chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), _IN_CHUNK):
         yield items[start : start + _IN_CHUNK]
+
+
+# -- retention and poll history ---------------------------------------------
+
+
+def _prune_batch(
+    conn: Connection, cutoff: datetime, now: datetime, batch: int
+) -> tuple[int, int] | None:
+    """Remove the `batch` oldest stories sorted before `cutoff`; None when none is left.
+
+    On PostgreSQL the stories are locked first, skipping any a poll is adding a copy to
+    right now (its foreign key check holds them): those wait for the next prune.
+    """
+    story_ids = list(
+        conn.scalars(
+            select(stories.c.id)
+            .where(stories.c.sort_time < cutoff)
+            .order_by(stories.c.sort_time, stories.c.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not story_ids:
+        return None
+    doomed = conn.execute(
+        select(entries.c.id, entries.c.source_id, entries.c.entry_key).where(
+            entries.c.story_id.in_(story_ids)
+        )
+    ).all()
+    entry_ids = [row.id for row in doomed]
+    if doomed:
+        _bury(conn, [(row.source_id, row.entry_key) for row in doomed], now)
+    for chunk in _chunks(entry_ids):
+        conn.execute(match_keys.delete().where(match_keys.c.entry_id.in_(chunk)))
+        conn.execute(entry_fingerprints.delete().where(entry_fingerprints.c.entry_id.in_(chunk)))
+        conn.execute(entries.delete().where(entries.c.id.in_(chunk)))
+    conn.execute(match_keys.delete().where(match_keys.c.story_id.in_(story_ids)))
+    conn.execute(story_keys.delete().where(story_keys.c.story_id.in_(story_ids)))
+    conn.execute(stories.delete().where(stories.c.id.in_(story_ids)))
+    _bump_data_version(conn)
+    return len(story_ids), len(entry_ids)
+
+
+def _bury(conn: Connection, keys: Sequence[tuple[int, str]], now: datetime) -> None:
+    """Tombstones for these (source id, entry key) pairs; an existing one is renewed."""
+    rows = [
+        {"source_id": source_id, "entry_key": key, "pruned_at": now, "seen_at": now}
+        for source_id, key in dict.fromkeys(keys)
+    ]
+    statement = _upsert(conn)(tombstones).values(rows)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[tombstones.c.source_id, tombstones.c.entry_key],
+            set_={"pruned_at": statement.excluded.pruned_at, "seen_at": statement.excluded.seen_at},
+        )
+    )
+
+
+def _without_tombstoned(
+    conn: Connection, source_id: int, incoming: list[_Incoming], now: datetime
+) -> list[_Incoming]:
+    """The entries retention has not removed before; the others' tombstones are marked
+    seen, so they live as long as the source keeps listing them."""
+    if not incoming:
+        return incoming
+    buried: set[str] = set()
+    for chunk in _chunks([item.key for item in incoming]):
+        buried.update(
+            conn.scalars(
+                select(tombstones.c.entry_key)
+                .where(tombstones.c.source_id == source_id)
+                .where(tombstones.c.entry_key.in_(chunk))
+            )
+        )
+    if not buried:
+        return incoming
+    for chunk in _chunks(sorted(buried)):
+        conn.execute(
+            update(tombstones)
+            .where(tombstones.c.source_id == source_id, tombstones.c.entry_key.in_(chunk))
+            .values(seen_at=now)
+        )
+    return [item for item in incoming if item.key not in buried]
+
+
+_OUTCOME_COLUMN = {
+    "ok": "ok",
+    "not_modified": "not_modified",
+    "unchanged": "unchanged",
+    "error": "errors",
+    "gone": "errors",
+}
+
+
+def _log_poll(conn: Connection, source_id: int, record: PollRecord, counts: SaveCounts) -> None:
+    """The poll's line in the source's history and its day's tally, in the poll's own
+    transaction; the history is cut back to its last POLL_HISTORY lines."""
+    conn.execute(
+        insert(polls).values(
+            source_id=source_id,
+            polled_at=record.polled_at,
+            status=record.status,
+            http_status=record.http_status,
+            bytes=record.fetched_bytes,
+            new=counts.new,
+            updated=counts.updated,
+            duration=record.duration,
+            error=record.error,
+        )
+    )
+    oldest_kept = (
+        select(polls.c.id)
+        .where(polls.c.source_id == source_id)
+        .order_by(polls.c.id.desc())
+        .offset(POLL_HISTORY - 1)
+        .limit(1)
+        .scalar_subquery()
+    )
+    conn.execute(polls.delete().where(polls.c.source_id == source_id, polls.c.id < oldest_kept))
+    tally = dict.fromkeys(("ok", "not_modified", "unchanged", "errors"), 0)
+    column = _OUTCOME_COLUMN.get(record.status)
+    if column is not None:
+        tally[column] = 1
+    values = {
+        "source_id": source_id,
+        "day": record.polled_at.astimezone(UTC).date(),
+        "polls": 1,
+        **tally,
+        "new": counts.new,
+        "updated": counts.updated,
+        "bytes": record.fetched_bytes,
+    }
+    statement = _upsert(conn)(poll_days).values(values)
+    added = ("polls", "ok", "not_modified", "unchanged", "errors", "new", "updated", "bytes")
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[poll_days.c.source_id, poll_days.c.day],
+            set_={name: poll_days.c[name] + statement.excluded[name] for name in added},
+        )
+    )
+
+
+def _upsert(conn: Connection) -> Any:
+    """The dialect's INSERT … ON CONFLICT (SQLite and PostgreSQL spell it alike)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 # -- source state ------------------------------------------------------------

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
@@ -32,15 +33,17 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from aggregator import __version__
+from aggregator.charts import DAYS, fill
 from aggregator.config import Config
 from aggregator.filters import Query, QueryError, parse_query
 from aggregator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from aggregator.metrics import Metrics
+from aggregator.model import DayActivity, PollLog, SourceState
 from aggregator.outputs import OutputFeed, output_feeds
-from aggregator.pages import status_page
-from aggregator.publish import FORMATS, render_feed
+from aggregator.pages import feed_page, missing_page, source_page, status_page
+from aggregator.publish import FORMATS, render_feed, review_for
 from aggregator.render import FeedContext, render_opml
-from aggregator.status import overview
+from aggregator.status import feed_page_view, overview, sort_rows, source_page_view
 from aggregator.store import Store, describe_error
 
 log = logging.getLogger("aggregator.web")
@@ -53,6 +56,20 @@ CACHE_CONTROL = "public, max-age=60"
 # Writers in other processes (`aggregator poll`, other hosts on PostgreSQL) are noticed
 # within this long; the daemon's own poller is noticed at once.
 VERSION_RECHECK = 1.0
+# The pages for people load nothing from elsewhere and run no script; this says so to
+# the browser, so an injected <script> or <img> from a feed could not run or load either.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+# Rows on a source's page.
+PAGE_POLLS = 30
+PAGE_ENTRIES = 50
 # Level 6: nearly level 9's size at a fraction of the CPU, paid once per render.
 GZIP_LEVEL = 6
 GZIP_MIN_SIZE = 500
@@ -222,31 +239,113 @@ def create_app(state: WebState) -> Starlette:
         return Response(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
     async def status(request: Request) -> Response:
+        sort = request.query_params.get("sort", "name")
+        descending = request.query_params.get("order") == "desc"
+        now = state.clock()
+        since = now.date() - timedelta(days=DAYS - 1)
+
+        def load() -> tuple[list[SourceState], dict[str, list[DayActivity]]]:
+            # Two queries whatever the number of sources: states, and every sparkline.
+            return state.store.source_states(), state.store.activity(since)
+
         try:
-            states = await run_in_threadpool(state.store.source_states)
+            states, activity = await run_in_threadpool(load)
         except SQLAlchemyError as error:
-            cause = describe_error(error)
-            log.error("cannot show the status page, database unavailable: %s", cause)
-            return PlainTextResponse(
-                f"database unavailable: {cause}\nretry later; /healthz says when it is back\n",
-                status_code=503,
-                headers={"Retry-After": "30", "Cache-Control": "no-store"},
-            )
+            return unavailable("the status page", error)
         config = state.config
         view = overview(
             states,
             {name: source.title for name, source in config.sources.items()},
             state.feeds,
             base_url=config.settings.base_url,
-            now=state.clock(),
+            now=now,
         )
-        return HTMLResponse(status_page(view), headers={"Cache-Control": "no-store"})
+        rows = sort_rows(view.sources, sort, descending)
+        page = status_page(view, rows, activity=activity, sort=sort, descending=descending)
+        return HTMLResponse(page, headers=PAGE_HEADERS)
+
+    def unavailable(what: str, error: SQLAlchemyError) -> Response:
+        cause = describe_error(error)
+        log.error("cannot show %s, database unavailable: %s", what, cause)
+        return PlainTextResponse(
+            f"database unavailable: {cause}\nretry later; /healthz says when it is back\n",
+            status_code=503,
+            headers={"Retry-After": "30", "Cache-Control": "no-store"},
+        )
+
+    def opml_link() -> str:
+        return f"{state.config.settings.base_url}/feeds.opml"
+
+    def missing(message: str) -> Response:
+        page = missing_page(message, root="../", opml_url=opml_link())
+        return HTMLResponse(page, status_code=404, headers=PAGE_HEADERS)
+
+    async def source(request: Request) -> Response:
+        name = request.path_params["name"]
+        config = state.config
+        configured = config.sources.get(name)
+        if configured is None:
+            return missing(f"There is no source named {name!r} in the configuration.")
+        now = state.clock()
+        since = now.date() - timedelta(days=DAYS - 1)
+
+        def load() -> tuple[SourceState | None, list[PollLog], list[DayActivity], list[Any]]:
+            store = state.store
+            return (
+                store.source_state(name),
+                store.poll_history(name, PAGE_POLLS),
+                store.activity(since, names=[name]).get(name, []),
+                store.source_entries(name, PAGE_ENTRIES),
+            )
+
+        try:
+            found, polls, days, entries = await run_in_threadpool(load)
+        except SQLAlchemyError as error:
+            return unavailable(f"the page of source {name}", error)
+        current = found or SourceState(
+            name=name,
+            url=configured.url,
+            path=str(configured.path) if configured.path else None,
+            enabled=configured.enabled,
+        )
+        view = source_page_view(
+            current,
+            configured.title,
+            url=current.url,
+            path=current.path,
+            categories=configured.categories,
+            interval=configured.interval,
+            default_interval=config.settings.interval,
+            feeds=state.feeds,
+            polls=polls,
+            entries=entries,
+            days=fill(days, now.date()),
+            now=now,
+        )
+        page = source_page(view, now=now, opml_url=opml_link())
+        return HTMLResponse(page, headers=PAGE_HEADERS)
+
+    async def output(request: Request) -> Response:
+        name = request.path_params["name"]
+        feed = state.feeds.get(name)
+        if feed is None:
+            return missing(f"There is no output feed named {name!r}.")
+        now = state.clock()
+        try:
+            reviewed = await run_in_threadpool(review_for, state.store, feed, now)
+        except SQLAlchemyError as error:
+            return unavailable(f"the page of output feed {name}", error)
+        view = feed_page_view(feed, reviewed, base_url=state.config.settings.base_url)
+        page = feed_page(view, now=now, opml_url=opml_link())
+        return HTMLResponse(page, headers=PAGE_HEADERS)
 
     # Feeds and the OPML list carry their own cached gzip form; only the pages made per
     # request (status, metrics) are compressed on the way out.
     compress = [Middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=GZIP_LEVEL)]
     routes = [
         Route("/", status, middleware=compress),
+        Route("/sources/{name:str}", source, middleware=compress),
+        Route("/outputs/{name:str}", output, middleware=compress),
         Route("/feeds/{name:str}.{fmt:str}", feed),
         Route("/feeds.opml", opml),
         Route("/healthz", healthz),

@@ -33,7 +33,7 @@ class FakeClock:
         return self.now
 
 
-def make_config(folder: Path, sources: Mapping[str, str], **settings: str) -> Config:
+def make_config(folder: Path, sources: Mapping[str, str], **settings: str | int) -> Config:
     values = {
         "database": f"sqlite:///{folder / 'poll.db'}",
         "interval": "1h",
@@ -42,7 +42,10 @@ def make_config(folder: Path, sources: Mapping[str, str], **settings: str) -> Co
         "timeout": "5s",
         **settings,
     }
-    text = "[aggregator]\n" + "".join(f'{key} = "{value}"\n' for key, value in values.items())
+    text = "[aggregator]\n" + "".join(
+        f"{key} = {value}\n" if isinstance(value, int) else f'{key} = "{value}"\n'
+        for key, value in values.items()
+    )
     text += "".join(f'\n[sources.{name}]\nurl = "{url}"\n' for name, url in sources.items())
     path = folder / "aggregator.toml"
     path.write_text(text, encoding="utf-8")
@@ -51,7 +54,7 @@ def make_config(folder: Path, sources: Mapping[str, str], **settings: str) -> Co
 
 class PollHarness:
     def __init__(
-        self, folder: Path, sources: Mapping[str, str], *, seed: int = 1, **settings: str
+        self, folder: Path, sources: Mapping[str, str], *, seed: int = 1, **settings: str | int
     ) -> None:
         self.folder = folder
         self.settings = settings

@@ -18,7 +18,7 @@ import brotli
 import pytest
 from feedserver import FeedServer, Reply, Request, feed_server_fixture
 
-from aggregator.fetch import Fetcher, FetchError, FetchResponse
+from aggregator.fetch import Fetcher, FetchError, FetchResponse, HostHeld
 from aggregator.model import Validators
 
 USER_AGENT = "aggregator/9.9 (+http://feeds.example)"
@@ -353,6 +353,37 @@ def test_request_names_product_and_feed_types_and_adds_nothing(feed_server: Feed
         }
         assert "referer" not in request.headers
         assert "cookie" not in request.headers
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_holds_the_host_for_requests_that_come_after_it(
+    feed_server: FeedServer, status: int
+) -> None:
+    feed_server.handler("/busy", lambda r: Reply(status, b"later", {"Retry-After": "30"}))
+    feed_server.add("/other", FEED)
+
+    async def run() -> tuple[FetchError, FetchError]:
+        settings: dict[str, Any] = {"user_agent": USER_AGENT, "timeout": 5.0, "max_bytes": 10**6}
+        async with Fetcher(**settings) as fetcher:
+            with pytest.raises(FetchError) as refused:
+                await fetcher.fetch("a", feed_server.url("/busy"))
+            with pytest.raises(HostHeld) as held:
+                await fetcher.fetch("b", feed_server.url("/other"))
+            return refused.value, held.value
+
+    refused, held = asyncio.run(run())
+    assert refused.status == status and not isinstance(refused, HostHeld)
+    assert held.host == "127.0.0.1" and 25 < held.remaining <= 30
+    assert str(held).startswith(f"b: {feed_server.url('/other')}: not fetched: 127.0.0.1 asked")
+    assert feed_server.hits("/other") == 0
+
+
+def test_an_error_without_retry_after_holds_nothing(feed_server: FeedServer) -> None:
+    feed_server.handler("/busy", lambda r: Reply(503, b"later"))
+    feed_server.add("/other", FEED)
+    busy, other = fetch_all([feed_server.url("/busy"), feed_server.url("/other")], per_host=1)
+    assert isinstance(busy, FetchError) and busy.status == 503
+    ok(other)
 
 
 def test_set_cookie_is_never_sent_back(feed_server: FeedServer) -> None:

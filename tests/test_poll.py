@@ -45,7 +45,7 @@ FEED = rss("one", "two")
 def harness_for(tmp_path: Path) -> Iterator[Callable[..., PollHarness]]:
     made: list[PollHarness] = []
 
-    def make(sources: dict[str, str], **settings: str) -> PollHarness:
+    def make(sources: dict[str, str], **settings: str | int) -> PollHarness:
         harness = PollHarness(tmp_path, sources, **settings)
         made.append(harness)
         return harness
@@ -217,6 +217,26 @@ def test_retry_after_holds_every_source_on_the_host(
     harness.run_for(2 * M)
     assert feed_server.hits("/limited") == 2
     assert feed_server.hits("/other") == 1
+
+
+def test_a_source_queued_behind_a_429_on_its_host_is_deferred_not_fetched(
+    feed_server: FeedServer, harness_for: Callable[..., PollHarness]
+) -> None:
+    feed_server.handler("/limited", lambda r: Reply(429, b"slow down", {"Retry-After": "600"}))
+    feed_server.add("/other", FEED)
+    # One request per host at a time: b waits for a's slot, and a's answer holds the host.
+    harness = harness_for(
+        {"a": feed_server.url("/limited"), "b": feed_server.url("/other")}, per_host=1
+    )
+    results = {result.source: result for result in harness.poll_due()}
+    assert (results["a"].status, results["a"].http_status) == ("error", 429)
+    assert results["b"].status == "skipped"
+    assert feed_server.hits("/other") == 0
+    deferred = harness.state("b")
+    assert deferred.error_count == 0 and deferred.last_status is None
+    assert deferred.claimed_by is None
+    assert deferred.next_poll_at is not None
+    assert T0 + 9 * M < deferred.next_poll_at <= T0 + 10 * M
 
 
 def test_backoff_doubles_on_500s_with_jitter_and_resets_on_success(
