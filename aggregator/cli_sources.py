@@ -402,7 +402,7 @@ def _checked(config: Config, plan: ImportPlan, progress: Progress) -> ImportPlan
                 Skipped(Candidate(source.url or "", source.title), result or "not checked")
             )
     names = tuple(dict.fromkeys(c for source in kept for c in source.categories))
-    return ImportPlan(tuple(kept), tuple(skipped), names)
+    return ImportPlan(tuple(kept), tuple(skipped), names, plan.merged)
 
 
 def _moved(source: NewSource, url: str) -> NewSource:
@@ -416,6 +416,7 @@ def _print_plan(
     verb = "would import" if dry_run else "importing"
     out.print(
         f"{opml_file}{named}: {verb} {len(plan.add)}, skipping {len(plan.skipped)}"
+        + (f"; {len(plan.merged)} listed in more than one folder" if plan.merged else "")
         + (f"; {not_feeds} outlines are not feeds" if not_feeds else ""),
         highlight=False,
         markup=False,
@@ -432,6 +433,14 @@ def _print_plan(
         else:
             for source in plan.add:
                 click.echo(f"{source.name}\t{source.url}\t{', '.join(source.categories)}")
+    for again in plan.merged:
+        label = again.candidate.title or "(untitled)"
+        err.print(
+            f"merged: {label} <{again.candidate.url}>: {again.reason}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     for skipped in plan.skipped:
         label = skipped.candidate.title or "(untitled)"
         err.print(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import tomlkit
@@ -352,6 +352,9 @@ class ImportPlan:
     add: tuple[NewSource, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     categories: tuple[str, ...] = field(default=())  # every category the added sources name
+    # Outlines of a feed already added from an earlier folder: one source, every folder a
+    # category (Inoreader and others let a feed sit in several folders; FreshRSS does not).
+    merged: tuple[Skipped, ...] = ()
 
 
 def plan_import(
@@ -363,9 +366,10 @@ def plan_import(
     """Which candidates become sources, under which names and categories, and why the
     others do not (a bad URL, a duplicate of a source or of an earlier outline)."""
     taken = set(existing)
-    seen: dict[str, str] = {}  # canonical URL → the name it was given in this import
+    seen: dict[str, int] = {}  # canonical URL → its place in `add`
     add: list[NewSource] = []
     skipped: list[Skipped] = []
+    merged: list[Skipped] = []
     for candidate in candidates:
         url = candidate.url.strip()
         problem = url_problem(url)
@@ -376,16 +380,22 @@ def plan_import(
         if duplicate is not None:
             skipped.append(Skipped(candidate, f"already a source: {duplicate}"))
             continue
-        earlier = seen.get(canonical_url(url))
-        if earlier is not None:
-            skipped.append(Skipped(candidate, f"listed twice in the file: imported as {earlier}"))
-            continue
-        name = propose_name(candidate.title, url, taken)
-        taken.add(name)
-        seen[canonical_url(url)] = name
         categories = tuple(
             dict.fromkeys([*(category_name(f) for f in candidate.folders), *extra_categories])
         )
+        earlier = seen.get(canonical_url(url))
+        if earlier is not None:
+            first = add[earlier]
+            new = tuple(c for c in categories if c not in first.categories)
+            add[earlier] = replace(first, categories=first.categories + new)
+            added = f"; categories added: {', '.join(new)}" if new else ""
+            merged.append(
+                Skipped(candidate, f"listed again in the file: one source, {first.name}{added}")
+            )
+            continue
+        name = propose_name(candidate.title, url, taken)
+        taken.add(name)
+        seen[canonical_url(url)] = len(add)
         add.append(
             NewSource(
                 name=name,
@@ -395,7 +405,7 @@ def plan_import(
             )
         )
     names = tuple(dict.fromkeys(c for source in add for c in source.categories))
-    return ImportPlan(tuple(add), tuple(skipped), names)
+    return ImportPlan(tuple(add), tuple(skipped), names, tuple(merged))
 
 
 def _clean_title(title: str | None) -> str | None:

@@ -177,7 +177,8 @@ def test_every_corpus_opml_file_imports_or_is_refused_with_a_reason(
     added = len(loaded.sources) - 1
     document = read_opml(opml.read_bytes())
     skipped = result.stderr.count("skipped: ")
-    assert added + skipped == len(document.feeds)
+    merged = result.stderr.count("merged: ")
+    assert added + skipped + merged == len(document.feeds)
     if added:
         assert f"imported {added} sources into {config}" in result.stdout
     else:
@@ -204,6 +205,15 @@ def test_a_real_export_imports_with_categories_and_reports_duplicates(tmp_path: 
     data = tomllib.loads(config.read_text(encoding="utf-8"))
     categories = {c for source in data["sources"].values() for c in source.get("categories", [])}
     assert "infosec-newsletter" in categories  # "📩 Infosec | Newsletter"
+    # r/netsec sits in three folders of the export: one source, in all three categories.
+    netsec = [s for s in data["sources"].values() if s.get("url", "").endswith("/r/netsec/.rss")]
+    assert len(netsec) == 1
+    assert netsec[0]["categories"] == [
+        "infosec-reddits",
+        "infosec-curated",
+        "all-infosec-relevant",
+    ]
+    assert "merged: /r/netsec <http://www.reddit.com/r/netsec/.rss>: listed again" in result.stderr
     # Schneier's blog was a source already; an import of the same list twice adds nothing.
     assert "already a source: existing" in result.stderr
     again = runner.invoke(main, [*args, str(files["inoreader-export.opml"]), "--no-reload"])

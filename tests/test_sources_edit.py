@@ -319,6 +319,7 @@ def test_import_plan_names_categorises_and_skips_with_reasons() -> None:
     candidates = [
         Candidate("https://a.example/feed", "Alpha Blog", ("Tech", "Linux")),
         Candidate("https://www.a.example/feed/", "Alpha again", ("Other",)),
+        Candidate("https://a.example/feed?utm_source=opml", "Alpha thrice", ("Tech",)),
         Candidate("feed.xml", "Relative", ()),
         Candidate("https://known.example/rss", "Known", ()),
         Candidate("https://b.example/feed", None, ("🔐 Security",)),
@@ -328,16 +329,28 @@ def test_import_plan_names_categorises_and_skips_with_reasons() -> None:
         candidates, {"known": "https://known.example/rss"}, extra_categories=("imported",)
     )
     assert [(s.name, s.url, s.categories, s.title) for s in plan.add] == [
-        ("alpha-blog", "https://a.example/feed", ("tech", "linux", "imported"), "Alpha Blog"),
+        (
+            "alpha-blog",
+            "https://a.example/feed",
+            ("tech", "linux", "imported", "other"),
+            "Alpha Blog",
+        ),
         ("b-example", "https://b.example/feed", ("security", "imported"), None),
         ("alpha-blog-2", "https://c.example/feed", ("imported",), "Alpha Blog"),
     ]
+    # a feed in several folders is one source in every folder's category
+    assert [(s.candidate.title, s.reason) for s in plan.merged] == [
+        (
+            "Alpha again",
+            "listed again in the file: one source, alpha-blog; categories added: other",
+        ),
+        ("Alpha thrice", "listed again in the file: one source, alpha-blog"),
+    ]
     assert [(s.candidate.title, s.reason.split(" (")[0]) for s in plan.skipped] == [
-        ("Alpha again", "listed twice in the file: imported as alpha-blog"),
         ("Relative", "expected an http:// or https:// URL, got 'feed.xml'"),
         ("Known", "already a source: known"),
     ]
-    assert plan.categories == ("tech", "linux", "imported", "security")
+    assert plan.categories == ("tech", "linux", "imported", "other", "security")
 
 
 # -- where errors are ----------------------------------------------------------------------
