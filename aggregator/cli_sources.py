@@ -416,7 +416,7 @@ def _print_plan(
     verb = "would import" if dry_run else "importing"
     out.print(
         f"{opml_file}{named}: {verb} {len(plan.add)}, skipping {len(plan.skipped)}"
-        + (f"; {len(plan.merged)} listed in more than one folder" if plan.merged else "")
+        + (f"; {len(plan.merged)} outlines repeat a feed (merged)" if plan.merged else "")
         + (f"; {not_feeds} outlines are not feeds" if not_feeds else ""),
         highlight=False,
         markup=False,
