@@ -14,13 +14,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -28,6 +23,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pagedata
 import pytest
+from daemonproc import DaemonProcess, free_port, running_daemon
 from feedserver import FeedServer, Reply
 
 from aggregator.config import load_config
@@ -96,21 +92,8 @@ def browser() -> Iterator[object]:
         launched.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Served:
-    base: str
-    log: Path
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     folder = tmp_path_factory.mktemp("browser")
     port = free_port()
     with FeedServer() as failing:
@@ -137,27 +120,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             encoding="utf-8",
         )
         pagedata.seed(load_config(config), datetime.now(UTC))
-        log = folder / "daemon.log"
-        with log.open("w") as sink:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "AGGREGATOR_TICK": "0.2"},
-            )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            polled = ("source=marxist", "source=fightback", "source=local-broken")
-            while not all(word in log.read_text() for word in polled):
-                assert process.poll() is None, log.read_text()
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"the daemon never polled:\n{log.read_text()}")
-                time.sleep(0.1)
-            yield Served(base, log)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+        polled = ("source=marxist", "source=fightback", "source=local-broken")
+        with running_daemon(
+            config,
+            port=port,
+            env={"AGGREGATOR_TICK": "0.2"},
+            ready=lambda daemon: all(word in daemon.text() for word in polled),
+            timeout=60,
+        ) as daemon:
+            yield daemon
 
 
 def open_page(
@@ -183,7 +154,7 @@ def open_page(
 
 
 def test_pages_load_without_console_errors_and_every_link_works(
-    browser: object, served: Served
+    browser: object, served: DaemonProcess
 ) -> None:
     page, problems = open_page(browser, DESKTOP)
     internal = {served.base + "/"}
@@ -228,7 +199,7 @@ def test_pages_load_without_console_errors_and_every_link_works(
 
 
 @pytest.mark.parametrize("name", sorted(MAIN_PAGES))
-def test_a_phone_never_scrolls_sideways(browser: object, served: Served, name: str) -> None:
+def test_a_phone_never_scrolls_sideways(browser: object, served: DaemonProcess, name: str) -> None:
     page, problems = open_page(browser, PHONE, is_mobile=True, device_scale_factor=2)
     page.goto(served.base + MAIN_PAGES[name])  # type: ignore[attr-defined]
     width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
@@ -272,7 +243,7 @@ CONTRAST_SCRIPT = """
 
 
 @pytest.mark.parametrize("name", sorted(MAIN_PAGES))
-def test_pages_are_accessible(browser: object, served: Served, name: str) -> None:
+def test_pages_are_accessible(browser: object, served: DaemonProcess, name: str) -> None:
     page, problems = open_page(browser, DESKTOP)
     page.goto(served.base + MAIN_PAGES[name])  # type: ignore[attr-defined]
     evaluate = page.evaluate  # type: ignore[attr-defined]
@@ -296,7 +267,9 @@ def test_pages_are_accessible(browser: object, served: Served, name: str) -> Non
     assert problems == []
 
 
-def test_sorting_and_navigation_work_with_javascript_off(browser: object, served: Served) -> None:
+def test_sorting_and_navigation_work_with_javascript_off(
+    browser: object, served: DaemonProcess
+) -> None:
     page, problems = open_page(browser, DESKTOP, java_script_enabled=False)
     page.goto(served.base + "/")  # type: ignore[attr-defined]
     page.click("text=health (worst first)")  # type: ignore[attr-defined]
@@ -311,7 +284,7 @@ def test_sorting_and_navigation_work_with_javascript_off(browser: object, served
     assert problems == []
 
 
-def test_screenshots_of_the_main_pages(browser: object, served: Served) -> None:
+def test_screenshots_of_the_main_pages(browser: object, served: DaemonProcess) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         page, problems = open_page(browser, viewport)

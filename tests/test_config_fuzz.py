@@ -15,7 +15,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 import tomlkit
+from daemonproc import DaemonProcess, free_port, running_daemon, settings_toml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -292,21 +292,13 @@ def test_check_command_on_a_bad_config_prints_file_line_errors_and_exits_2(
     assert lines and all(pattern.match(line) for line in lines), lines
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
-def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path, str]]:
+def running(tmp_path: Path) -> Iterator[DaemonProcess]:
     port = free_port()
     config = tmp_path / "aggregator.toml"
     sample = REPO / "config" / "samples"
     good = (
-        f'[aggregator]\ndatabase = "sqlite:///{tmp_path / "r.db"}"\nlisten = "127.0.0.1:{port}"\n'
-        f'base_url = "http://127.0.0.1:{port}"\n'
+        settings_toml(f"sqlite:///{tmp_path / 'r.db'}", port)
         + "".join(
             f'[sources.s{n}]\npath = "{path}"\ncategories = ["news"]\n'
             for n, path in enumerate(sorted(sample.iterdir()))
@@ -314,41 +306,16 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, Pat
         + '[feeds.kept]\ninclude = ["the"]\n'
     )
     config.write_text(good, encoding="utf-8")
-    log = tmp_path / "daemon.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(f"{base}/feeds/kept.atom", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        yield process, config, log, base
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            finally:
-                if process.poll() is None:
-                    process.kill()
+    with running_daemon(
+        config, port=port, ready=lambda daemon: daemon.answers("/feeds/kept.atom", (200,))
+    ) as daemon:
+        yield daemon
 
 
 def test_sighup_with_random_bad_configs_keeps_the_running_one(
-    running: tuple[subprocess.Popen[bytes], Path, Path, str],
+    running: DaemonProcess,
 ) -> None:
-    process, config, log, base = running
+    process, config, log, base = running.process, running.config, running.log, running.base
     good = config.read_text(encoding="utf-8")
     for number, text in enumerate(bad_configs(6, seed=11), start=1):
         config.write_text(text, encoding="utf-8")

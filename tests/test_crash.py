@@ -22,18 +22,18 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from daemonproc import free_port, wait_until
 from feedserver import FeedServer, Reply, Request
 
 from aggregator.config import load_config
@@ -104,13 +104,6 @@ class GrowingFeeds:
         return serve
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def write_config(folder: Path, server: FeedServer, database: Path) -> Path:
     port = free_port()
     lines = [
@@ -159,13 +152,6 @@ def claims(database: Path) -> dict[str, str]:
                 "SELECT name, claimed_by FROM sources WHERE claimed_by IS NOT NULL"
             )
         }
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what} did not happen in {timeout:g}s"
-        time.sleep(0.05)
 
 
 def consistency_problems(database: Path) -> list[str]:
@@ -326,7 +312,7 @@ def test_claims_of_a_killed_poller_are_taken_back_by_the_next_poll_and_run(
         # `poll --all` claims every source, then waits on the feeds; killed there.
         feeds.gate.clear()
         process = aggregator(config, "poll", "--all")
-        wait_until("poll claiming every source", lambda: len(claims(database)) == SOURCES)
+        wait_until(lambda: len(claims(database)) == SOURCES, 30, "poll claiming every source")
         process.send_signal(signal.SIGKILL)
         process.wait()
         assert {owner.split(":")[0] for owner in claims(database).values()} == {"cli"}
@@ -341,7 +327,7 @@ def test_claims_of_a_killed_poller_are_taken_back_by_the_next_poll_and_run(
         feeds.generation = 1
         feeds.gate.clear()
         process = aggregator(config, "run")
-        wait_until("run claiming every source", lambda: len(claims(database)) == SOURCES)
+        wait_until(lambda: len(claims(database)) == SOURCES, 30, "run claiming every source")
         process.send_signal(signal.SIGKILL)
         process.wait()
         assert {owner.split(":")[0] for owner in claims(database).values()} == {"run"}
@@ -351,8 +337,10 @@ def test_claims_of_a_killed_poller_are_taken_back_by_the_next_poll_and_run(
         try:
             # Leases last ten minutes: only a takeover gets the new entries in time.
             wait_until(
-                "the restarted daemon polling the killed one's sources",
                 lambda: len(story_of_entry(database)) == SOURCES * 9,
+                30,
+                "the restarted daemon polling the killed one's sources",
+                log,
             )
         finally:
             process.terminate()

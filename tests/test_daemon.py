@@ -4,37 +4,18 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from daemonproc import DaemonProcess, free_port, running_daemon, settings_toml
 from lxml import etree
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "config" / "samples"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Running:
-    process: subprocess.Popen[str]
-    base: str
-    config: Path
-    log: Path
 
 
 def sample_sources() -> str:
@@ -45,50 +26,25 @@ def sample_sources() -> str:
     )
 
 
+def serves_stories(daemon: DaemonProcess) -> bool:
+    if not daemon.answers("/feeds/all.json", (200,)):
+        return False
+    return bool(daemon.get("/feeds/all.json").json()["items"])
+
+
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Running]:
+def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     port = free_port()
     config = tmp_path / "aggregator.toml"
     config.write_text(
-        f'[aggregator]\ndatabase = "sqlite:///{tmp_path / "d.db"}"\n'
-        f'listen = "127.0.0.1:{port}"\nbase_url = "http://127.0.0.1:{port}"\n' + sample_sources(),
+        settings_toml(f"sqlite:///{tmp_path / 'd.db'}", port) + sample_sources(),
         encoding="utf-8",
     )
-    log = tmp_path / "daemon.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=os.environ.copy(),
-        )
-    running = Running(process, f"http://127.0.0.1:{port}", config, log)
-    try:
-        wait_for_stories(running)
+    with running_daemon(config, port=port, ready=serves_stories) as running:
         yield running
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
-def wait_for_stories(running: Running, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if running.process.poll() is not None:
-            raise AssertionError(f"daemon exited early:\n{running.log.read_text()}")
-        try:
-            response = httpx.get(f"{running.base}/feeds/all.json", timeout=2)
-            if response.status_code == 200 and response.json()["items"]:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"daemon never served stories:\n{running.log.read_text()}")
-
-
-def test_serves_every_format_with_its_media_type(daemon: Running) -> None:
+def test_serves_every_format_with_its_media_type(daemon: DaemonProcess) -> None:
     for ext, media_type in [
         ("atom", "application/atom+xml"),
         ("rss", "application/rss+xml"),
@@ -106,7 +62,7 @@ def test_serves_every_format_with_its_media_type(daemon: Running) -> None:
     assert b"/feeds/news.atom" in opml.content
 
 
-def test_conditional_requests_get_304(daemon: Running) -> None:
+def test_conditional_requests_get_304(daemon: DaemonProcess) -> None:
     first = httpx.get(f"{daemon.base}/feeds/all.atom")
     etag, modified = first.headers["etag"], first.headers["last-modified"]
     by_etag = httpx.get(f"{daemon.base}/feeds/all.atom", headers={"If-None-Match": etag})
@@ -118,7 +74,7 @@ def test_conditional_requests_get_304(daemon: Running) -> None:
     assert stale.status_code == 200
 
 
-def test_gzip_when_asked(daemon: Running) -> None:
+def test_gzip_when_asked(daemon: DaemonProcess) -> None:
     with httpx.stream(
         "GET", f"{daemon.base}/feeds/all.atom", headers={"Accept-Encoding": "gzip"}
     ) as response:
@@ -139,13 +95,13 @@ def test_gzip_when_asked(daemon: Running) -> None:
         ("/feeds/all.atom?limit=ten", 400),
     ],
 )
-def test_bad_requests_get_clear_errors(daemon: Running, path: str, status: int) -> None:
+def test_bad_requests_get_clear_errors(daemon: DaemonProcess, path: str, status: int) -> None:
     response = httpx.get(daemon.base + path)
     assert response.status_code == status
     assert response.text.strip()
 
 
-def test_query_and_limit_narrow_the_feed(daemon: Running) -> None:
+def test_query_and_limit_narrow_the_feed(daemon: DaemonProcess) -> None:
     everything = httpx.get(f"{daemon.base}/feeds/all.json").json()["items"]
     assert len(everything) > 2
     two = httpx.get(f"{daemon.base}/feeds/all.json", params={"limit": "2"}).json()["items"]
@@ -155,14 +111,16 @@ def test_query_and_limit_narrow_the_feed(daemon: Running) -> None:
     assert all("gaza" in json.dumps(item).casefold() for item in gaza)
 
 
-def test_healthz_reports_database_and_scheduler(daemon: Running) -> None:
+def test_healthz_reports_database_and_scheduler(daemon: DaemonProcess) -> None:
     response = httpx.get(f"{daemon.base}/healthz")
     assert response.status_code == 200
     assert response.json()["database"] == "ok"
     assert response.json()["scheduler"] == "ok"
 
 
-def test_sighup_with_bad_config_keeps_serving_and_good_config_applies(daemon: Running) -> None:
+def test_sighup_with_bad_config_keeps_serving_and_good_config_applies(
+    daemon: DaemonProcess,
+) -> None:
     good = daemon.config.read_text()
     daemon.config.write_text(good + "\n[sources.broken]\nurl = 7\n")
     daemon.process.send_signal(signal.SIGHUP)
@@ -178,7 +136,7 @@ def test_sighup_with_bad_config_keeps_serving_and_good_config_applies(daemon: Ru
         time.sleep(0.2)
 
 
-def test_sigterm_stops_cleanly_with_status_0(daemon: Running) -> None:
+def test_sigterm_stops_cleanly_with_status_0(daemon: DaemonProcess) -> None:
     daemon.process.send_signal(signal.SIGTERM)
     assert daemon.process.wait(timeout=30) == 0, daemon.log.read_text()
     assert "Traceback" not in daemon.log.read_text()

@@ -17,28 +17,19 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from daemonproc import free_port, start_daemon, wait_until
 from feedserver import FeedServer, Reply, Request
 
 PG_BIN = Path("/usr/lib/postgresql")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -131,13 +122,6 @@ def throwaway_postgres() -> Iterator[Postgres]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def wait_for(what: str, check: Callable[[], bool], log: Path, timeout: float = 40) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what} did not happen:\n{log.read_text()}"
-        time.sleep(0.25)
-
-
 def status(url: str) -> int:
     try:
         return httpx.get(url, timeout=5).status_code
@@ -180,14 +164,8 @@ def test_daemon_survives_postgresql_going_away_and_recovers_by_itself(
         f'[sources.pg]\nurl = "{feed_server.url("/feed.xml")}"\n',
         encoding="utf-8",
     )
-    log = tmp_path / "daemon.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "AGGREGATOR_TICK": "0.2"},
-        )
+    daemon = start_daemon(config, port=port, env={"AGGREGATOR_TICK": "0.2"})
+    process, log = daemon.process, daemon.log
 
     def items() -> list[str]:
         try:
@@ -199,7 +177,7 @@ def test_daemon_survives_postgresql_going_away_and_recovers_by_itself(
         return [item["title"] for item in response.json()["items"]]
 
     try:
-        wait_for("first poll", lambda: len(items()) == 3, log)
+        wait_until(lambda: len(items()) == 3, 40, "first poll", log)
         cached = httpx.get(f"{base}/feeds/all.atom", timeout=5)
         assert cached.status_code == 200
         gate_shut.set()
@@ -220,19 +198,24 @@ def test_daemon_survives_postgresql_going_away_and_recovers_by_itself(
         assert page.text.startswith("database unavailable: connection")
         gate_open.set()
         gate_shut.clear()
-        wait_for(
-            "the poll under way failing to record",
+        wait_until(
             lambda: "database error: " in log.read_text(),
+            40,
+            "the poll under way failing to record",
             log,
         )
-        wait_for(
-            "a tick meeting the stopped database",
+        wait_until(
             lambda: "scheduler cannot claim due sources from " in log.read_text(),
+            40,
+            "a tick meeting the stopped database",
             log,
         )
         process.send_signal(signal.SIGHUP)
-        wait_for(
-            "a reload meeting the stopped database", lambda: "reload failed" in log.read_text(), log
+        wait_until(
+            lambda: "reload failed" in log.read_text(),
+            40,
+            "a reload meeting the stopped database",
+            log,
         )
         assert process.poll() is None
         down = log.read_text()
@@ -245,20 +228,15 @@ def test_daemon_survives_postgresql_going_away_and_recovers_by_itself(
 
         generation["n"] = 2
         throwaway_postgres.start()
-        wait_for("healthy again", lambda: status(f"{base}/healthz") == 200, log)
-        wait_for("new entries after recovery", lambda: len(items()) == 6, log)
+        wait_until(lambda: status(f"{base}/healthz") == 200, 40, "healthy again", log)
+        wait_until(lambda: len(items()) == 6, 40, "new entries after recovery", log)
         assert httpx.get(f"{base}/feeds/all.atom?limit=2", timeout=5).status_code == 200
         assert httpx.get(f"{base}/", timeout=5).status_code == 200
         text = log.read_text()
         assert "scheduler claims again" in text
         assert "gave back 1 claims kept by polls the database failed" in text
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
+        returncode = daemon.stop()
     text = log.read_text()
     assert "Traceback" not in text, text
-    assert process.returncode == 0, text
+    assert returncode == 0, text

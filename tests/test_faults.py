@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -33,6 +31,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from daemonproc import free_port, start_daemon
 from faultserver import FaultServer, respond
 from hostile import (
     CASES,
@@ -247,15 +246,6 @@ def pass_over_hostile_sources(
 # -- the daemon under the same fire ---------------------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def polled_sources(database: Path) -> int:
     try:
         with closing(sqlite3.connect(database, timeout=5)) as conn:
@@ -303,14 +293,8 @@ def run_daemon_under_fire(
         min_interval="1s",
     )
     base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "daemon.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "AGGREGATOR_TICK": "0.2"},
-        )
+    daemon = start_daemon(config, port=port, env={"AGGREGATOR_TICK": "0.2"}, timeout=60)
+    process, log = daemon.process, daemon.log
     try:
         answered = 0
         deadline = time.monotonic() + 60
@@ -343,18 +327,13 @@ def run_daemon_under_fire(
                 assert marker not in body, (fmt, marker)
         assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
+        returncode = daemon.stop()
     text = log.read_text()
     assert "Traceback" not in text, text
     for case in cases:
         if case.cause is not None:
             assert f"source={case.name} url=" in text, case.name
-    assert process.returncode == 0, text
+    assert returncode == 0, text
     store = Store(load_config(config).settings.database)
     try:
         for name, server in hosts.items():

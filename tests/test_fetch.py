@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
-import socket
 import threading
 import tracemalloc
 import zlib
@@ -16,6 +15,7 @@ from typing import Any
 
 import brotli
 import pytest
+from daemonproc import free_port
 from feedserver import FeedServer, Reply, Request, feed_server_fixture
 
 from aggregator.fetch import Fetcher, FetchError, FetchResponse, HostHeld
@@ -446,12 +446,6 @@ def test_slow_server_times_out_at_the_whole_fetch_deadline(
     feed_server.handler("/feed", slow(feed_server))
     error = failed(fetch(feed_server.url("/feed"), timeout=0.5))
     assert str(error) == f"src: {feed_server.url('/feed')}: timed out after 0.5s"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,6 @@ import os
 import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from daemonproc import DaemonProcess, free_port, start_daemon, wait_until
 from feedserver import FeedServer, Reply, Request
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -44,35 +43,9 @@ FEED = (
 RSS = {"Content-Type": "application/rss+xml"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until(
-    check: Callable[[], object], timeout: float, what: str, log: Path | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    detail = f"\n--- daemon log ---\n{log.read_text()}" if log is not None else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
-
-
 @dataclass
-class Service:
-    process: subprocess.Popen[str]
-    base: str
-    config: Path
-    log: Path
-    database: str
-
-    def get(self, path: str, **options: object) -> httpx.Response:
-        return httpx.get(self.base + path, timeout=10, **options)  # type: ignore[arg-type]
+class Service(DaemonProcess):
+    database: str = ""
 
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         text = self.get("/metrics").text
@@ -84,15 +57,6 @@ class Service:
 
     def metric(self, name: str, **labels: str) -> float:
         return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def wait_exit(self, timeout: float = 30) -> int:
-        return self.process.wait(timeout=timeout)
-
-    def text(self) -> str:
-        return self.log.read_text()
 
 
 def config_text(
@@ -124,31 +88,14 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Service]]:
         url = database or f"sqlite:///{tmp_path / 'service.db'}"
         config = tmp_path / "aggregator.toml"
         config.write_text(config_text(url, port, sources, extra, settings), encoding="utf-8")
-        log = tmp_path / "daemon.log"
-        with log.open("w") as sink:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env={**os.environ, "AGGREGATOR_TICK": "0.1", **(env or {})},
-            )
-        service = Service(process, f"http://127.0.0.1:{port}", config, log, url)
+        daemon = start_daemon(config, port=port, env={"AGGREGATOR_TICK": "0.1", **(env or {})})
+        service = Service(daemon.process, port, config, daemon.log, url)
         started.append(service)
-
-        def answers() -> bool:
-            assert process.poll() is None, f"daemon exited early:\n{log.read_text()}"
-            try:
-                return httpx.get(service.base + "/healthz", timeout=2).status_code in (200, 503)
-            except httpx.HTTPError:
-                return False
-
-        wait_until(answers, 30, "the daemon to serve", log)
         return service
 
     yield launch
     for service in started:
-        if service.process.poll() is None:
+        if service.alive():
             service.process.kill()
             service.process.wait()
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from daemonproc import DaemonProcess, free_port, running_daemon, start_daemon, wait_until
 from feedserver import FeedServer
 
 from aggregator import configfile
@@ -249,22 +247,6 @@ def test_prune_by_hand_says_what_it_would_remove_then_removes_it(config: Path) -
 # -- telling the daemon ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until(check: Callable[[], object], what: str, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}\n--- daemon log ---\n{log.read_text()}")
-
-
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "aggregator", "--config", str(config), *args],
@@ -275,7 +257,7 @@ def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def daemon_config(tmp_path: Path, site: FeedServer) -> Iterator[tuple[Path, Path]]:
+def daemon_config(tmp_path: Path, site: FeedServer) -> Iterator[tuple[Path, Path, int]]:
     port = free_port()
     config = tmp_path / "aggregator.toml"
     config.write_text(
@@ -285,33 +267,32 @@ def daemon_config(tmp_path: Path, site: FeedServer) -> Iterator[tuple[Path, Path
         f'[sources.first]\nurl = "{site.url("/comments.atom")}"\n',
         encoding="utf-8",
     )
-    yield config, tmp_path / "aggregator.pid"
+    yield config, tmp_path / "aggregator.pid", port
 
 
-def start(config: Path, log: Path) -> subprocess.Popen[str]:
-    with log.open("a") as sink:
-        return subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "AGGREGATOR_TICK": "0.2"},
-        )
+def start(config: Path, port: int, log: Path) -> DaemonProcess:
+    return start_daemon(
+        config,
+        port=port,
+        log=log,
+        env={"AGGREGATOR_TICK": "0.2"},
+        ready=lambda daemon: "serving http" in daemon.text(),
+    )
 
 
 def test_edits_tell_the_running_daemon_through_its_pid_file(
-    site: FeedServer, daemon_config: tuple[Path, Path], tmp_path: Path
+    site: FeedServer, daemon_config: tuple[Path, Path, int], tmp_path: Path
 ) -> None:
-    config, pid_file = daemon_config
+    config, pid_file, port = daemon_config
     log = tmp_path / "daemon.log"
-    process = start(config, log)
+    daemon = start(config, port, log)
+    process = daemon.process
     try:
-        wait_until(lambda: "serving http" in log.read_text(), "the daemon to serve", log)
         assert pid_file.read_text().strip() == str(process.pid)
         added = cli(config, "sources", "add", site.url("/blog/"), "--name", "blog")
         assert added.returncode == 0, added.stderr
         assert f"reload: told the running daemon (pid {process.pid}) to reload" in added.stdout
-        wait_until(lambda: "(added blog;" in log.read_text(), "the reload", log)
+        wait_until(lambda: "(added blog;" in log.read_text(), 30, "the reload", log)
         quiet = cli(config, "sources", "disable", "blog", "--no-reload")
         assert quiet.returncode == 0 and "not told any daemon (--no-reload)" in quiet.stdout
         time.sleep(0.5)
@@ -326,34 +307,35 @@ def test_edits_tell_the_running_daemon_through_its_pid_file(
         assert second.returncode == 1
         assert f"another daemon (pid {process.pid}) runs with this pid file" in second.stderr
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
+        assert daemon.stop() == 0
     assert not pid_file.exists()
     after = cli(config, "sources", "enable", "blog")
     assert f"reload: no daemon is running with pid file {pid_file}" in after.stdout
 
 
 def test_a_killed_daemons_pid_file_is_known_to_be_stale(
-    site: FeedServer, daemon_config: tuple[Path, Path], tmp_path: Path
+    site: FeedServer, daemon_config: tuple[Path, Path, int], tmp_path: Path
 ) -> None:
-    config, pid_file = daemon_config
-    log = tmp_path / "daemon.log"
-    process = start(config, log)
-    wait_until(lambda: "serving http" in log.read_text(), "the daemon to serve", log)
-    process.kill()
-    process.wait()
+    config, pid_file, port = daemon_config
+    first = start(config, port, tmp_path / "first.log")
+    first.process.kill()
+    first.process.wait()
     assert pid_file.exists()
     result = cli(config, "sources", "disable", "first")
     assert result.returncode == 0
     assert "no daemon is running with pid file" in result.stdout
     assert "(a stale pid file was left there)" in result.stdout
     # The next daemon takes the stale file over.
-    again = start(config, log)
+    again = start(config, port, tmp_path / "again.log")
     try:
-        wait_until(lambda: pid_file.read_text().strip() == str(again.pid), "a new pid", log)
+        wait_until(
+            lambda: pid_file.read_text().strip() == str(again.process.pid),
+            30,
+            "a new pid",
+            again.log,
+        )
     finally:
-        again.send_signal(signal.SIGTERM)
-        again.wait(timeout=30)
+        again.stop()
 
 
 def test_the_daemon_prunes_by_itself(tmp_path: Path) -> None:
@@ -366,21 +348,11 @@ def test_the_daemon_prunes_by_itself(tmp_path: Path) -> None:
         f'\n[sources.local]\npath = "{SAMPLES / "marxist.xml"}"\n',
         encoding="utf-8",
     )
-    log = tmp_path / "daemon.log"
-    with log.open("a") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "AGGREGATOR_TICK": "0.2", "AGGREGATOR_PRUNE_AFTER": "3"},
-        )
-    try:
-        wait_until(lambda: "source=local" in log.read_text(), "the first poll", log)
-        wait_until(lambda: "retention: pruned" in log.read_text(), "the daily prune", log)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+    env = {"AGGREGATOR_TICK": "0.2", "AGGREGATOR_PRUNE_AFTER": "3"}
+    with running_daemon(config, port=port, env=env) as daemon:
+        log = daemon.log
+        wait_until(lambda: "source=local" in log.read_text(), 30, "the first poll", log)
+        wait_until(lambda: "retention: pruned" in log.read_text(), 30, "the daily prune", log)
     line = next(line for line in log.read_text().splitlines() if "retention: pruned" in line)
     entries = len(parse_document(RSS, url="https://x.example/").entries)
     assert f"retention: pruned {entries} stories ({entries} entries)" in line

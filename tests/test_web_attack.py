@@ -9,41 +9,18 @@ sockets, so paths reach the server exactly as written (httpx would normalise the
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
+from daemonproc import DaemonProcess, free_port, running_daemon, settings_toml
 from feedserver import FeedServer
 
 from aggregator.filters import QueryError, matches, parse_query
 from aggregator.model import StoredEntry
 
 BACKTRACKER = "a" * 40 + "!"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Daemon:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 def feed_document() -> bytes:
@@ -57,8 +34,14 @@ def feed_document() -> bytes:
     ).encode()
 
 
+def serves_the_feed(daemon: DaemonProcess) -> bool:
+    if not daemon.answers("/feeds/all.json", (200,)):
+        return False
+    return len(daemon.get("/feeds/all.json").json()["items"]) == 4
+
+
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     folder = tmp_path_factory.mktemp("web-attack")
     with FeedServer() as feeds:
         feeds.add("/feed.xml", feed_document())
@@ -67,46 +50,21 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         # A short interval and tick, as in test_service.py: a remote source's first poll
         # is spread over up to a minute otherwise, and the scheduler ticks every 15 s.
         config.write_text(
-            f'[aggregator]\ndatabase = "sqlite:///{folder / "w.db"}"\n'
-            f'listen = "127.0.0.1:{port}"\nbase_url = "http://127.0.0.1:{port}"\n'
-            'interval = "2s"\nmin_interval = "1s"\n'
-            f'[sources.w]\nurl = "{feeds.url("/feed.xml")}"\ncategories = ["news"]\n',
+            settings_toml(
+                f"sqlite:///{folder / 'w.db'}", port, interval='"2s"', min_interval='"1s"'
+            )
+            + f'[sources.w]\nurl = "{feeds.url("/feed.xml")}"\ncategories = ["news"]\n',
             encoding="utf-8",
         )
-        log = folder / "daemon.log"
-        with log.open("w") as sink:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "AGGREGATOR_TICK": "0.2"},
-            )
-        running = Daemon(process, port, log)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                try:
-                    items = httpx.get(f"{running.base}/feeds/all.json", timeout=2).json()["items"]
-                    if len(items) == 4:
-                        break
-                except (httpx.HTTPError, ValueError):
-                    pass
-                time.sleep(0.2)
+        with running_daemon(
+            config, port=port, env={"AGGREGATOR_TICK": "0.2"}, ready=serves_the_feed
+        ) as running:
             yield running
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            finally:
-                if process.poll() is None:
-                    process.kill()
-    text = log.read_text()
+        text = running.text()
     assert "Traceback" not in text, text
 
 
-def raw_get(daemon: Daemon, target: bytes, timeout: float = 10) -> tuple[int, bytes]:
+def raw_get(daemon: DaemonProcess, target: bytes, timeout: float = 10) -> tuple[int, bytes]:
     """Send `GET target` byte for byte; the status and body, or (0, b"") if it hung up."""
     with socket.create_connection(("127.0.0.1", daemon.port), timeout=timeout) as sock:
         sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -119,7 +77,7 @@ def raw_get(daemon: Daemon, target: bytes, timeout: float = 10) -> tuple[int, by
     return int(head.split(b" ", 2)[1]), body
 
 
-def assert_still_serving(daemon: Daemon) -> None:
+def assert_still_serving(daemon: DaemonProcess) -> None:
     assert httpx.get(f"{daemon.base}/healthz", timeout=5).status_code == 200
     assert len(httpx.get(f"{daemon.base}/feeds/all.json", timeout=5).json()["items"]) == 4
 
@@ -151,7 +109,7 @@ PATHS = [
 
 @pytest.mark.parametrize("target", PATHS, ids=[p.decode("latin-1")[:60] for p in PATHS])
 def test_odd_and_traversing_paths_are_refused_and_leak_nothing(
-    daemon: Daemon, target: bytes
+    daemon: DaemonProcess, target: bytes
 ) -> None:
     status, body = raw_get(daemon, target)
     assert status in (400, 404), (status, body[:200])
@@ -190,14 +148,16 @@ QUERIES = [
 
 @pytest.mark.parametrize("query, status, says", QUERIES, ids=[q[0].decode()[:40] for q in QUERIES])
 def test_malformed_query_strings_get_a_clear_answer(
-    daemon: Daemon, query: bytes, status: int, says: bytes
+    daemon: DaemonProcess, query: bytes, status: int, says: bytes
 ) -> None:
     got, body = raw_get(daemon, b"/feeds/all.json?" + query)
     assert got == status, body[:300]
     assert says in body
 
 
-def test_request_line_of_a_megabyte_is_refused_and_the_service_goes_on(daemon: Daemon) -> None:
+def test_request_line_of_a_megabyte_is_refused_and_the_service_goes_on(
+    daemon: DaemonProcess,
+) -> None:
     try:
         status, _body = raw_get(daemon, b"/feeds/all.json?q=" + b"a" * 1_000_000)
     except (ConnectionResetError, BrokenPipeError):
@@ -211,7 +171,7 @@ CATASTROPHIC = ["/(a+)+$/", "/(a|a)*b/", "/(a|aa)+$/", "/(.*a){25}/", "/^(a+)+$/
 
 @pytest.mark.parametrize("regex", CATASTROPHIC)
 def test_catastrophic_regex_from_the_network_answers_without_hanging(
-    daemon: Daemon, regex: str
+    daemon: DaemonProcess, regex: str
 ) -> None:
     response = httpx.get(f"{daemon.base}/feeds/all.json", params={"q": regex}, timeout=10)
     assert response.status_code == 200, response.text
@@ -220,7 +180,7 @@ def test_catastrophic_regex_from_the_network_answers_without_hanging(
     assert_still_serving(daemon)
 
 
-def test_network_regex_still_finds_what_it_should(daemon: Daemon) -> None:
+def test_network_regex_still_finds_what_it_should(daemon: DaemonProcess) -> None:
     response = httpx.get(f"{daemon.base}/feeds/all.json", params={"q": "/^a{40}!$/"}, timeout=10)
     assert [item["title"] for item in response.json()["items"]] == [BACKTRACKER]
     folded = httpx.get(f"{daemon.base}/feeds/all.json", params={"q": "title:/zurich/"})
@@ -262,7 +222,7 @@ def test_admin_filters_keep_python_regex_while_network_queries_refuse_what_re2_l
     assert matches(parse_query("/ZÜRICH/", untrusted=True), entry("zürich"))
 
 
-def test_hundreds_of_slow_clients_do_not_stop_the_service(daemon: Daemon) -> None:
+def test_hundreds_of_slow_clients_do_not_stop_the_service(daemon: DaemonProcess) -> None:
     slow: list[socket.socket] = []
     try:
         for number in range(300):
