@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from feedserver import FeedServer, feed_server_fixture
 
+from aggregator.store import Store
+
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
 PG_ADMIN_URL = os.environ.get(
@@ -74,3 +76,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'aggregator.db'}"
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A migrated store on each of `db_url`'s databases, closed afterwards."""
+    opened = Store(db_url)
+    opened.upgrade()
+    try:
+        yield opened
+    finally:
+        opened.close()

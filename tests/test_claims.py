@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,16 +18,6 @@ from aggregator.store import Store, host_of
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 LEASE = timedelta(minutes=10)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    opened = Store(db_url)
-    opened.upgrade()
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def names(states: list[object]) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -25,16 +24,6 @@ from aggregator.store import (
 
 DAY = timedelta(days=1)
 RETENTION = timedelta(days=30)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    opened = Store(db_url)
-    opened.upgrade()
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -80,16 +79,6 @@ def poll(
     }
     values.update(fields)
     return PollRecord(**values)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    opened = Store(db_url)
-    opened.upgrade()
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture
