@@ -21,6 +21,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from aggregator import __version__, configfile
+from aggregator.atomicfile import write_atomic
 from aggregator.cli_support import EXIT_FAILURE, EXIT_USAGE, err, fail, load, out, print_errors
 from aggregator.config import Config, name_problem, url_problem
 from aggregator.configfile import ConfigText, SaveError
@@ -29,7 +30,6 @@ from aggregator.model import SourceState
 from aggregator.opml import ExportedSource, OpmlError, read_opml, write_opml
 from aggregator.pidfile import signal_reload
 from aggregator.probe import NotAFeed, Probe, probe_all, probe_one
-from aggregator.publish import write_atomic
 from aggregator.sources import (
     Candidate,
     EditError,

@@ -9,13 +9,11 @@ the file byte for byte as it was. Errors point at lines of the file as it is on 
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from aggregator.atomicfile import write_atomic
 from aggregator.config import Config, ConfigError, parse_config
 from aggregator.sources import original_line
 
@@ -88,34 +86,10 @@ def save(current: ConfigText, new_text: str) -> Config:
         )
     data = ((_BOM if current.bom else "") + new_text).encode("utf-8")
     try:
-        _replace(target, data)
+        write_atomic(target, data, keep_mode_and_owner=True)
     except OSError as error:
         raise SaveError([f"{current.path}: cannot write: {error.strerror or error}"]) from None
     return config
-
-
-def _replace(target: Path, data: bytes) -> None:
-    status = target.stat()
-    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, status.st_mode & 0o7777)
-        with contextlib.suppress(PermissionError):  # only root may give a file away
-            os.chown(temp_name, status.st_uid, status.st_gid)
-        os.replace(temp_name, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-    # The rename itself must survive a crash too.
-    folder = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
 
 
 def _locate(error: str, current: ConfigText, new_text: str) -> str:

@@ -7,15 +7,13 @@ the daemon's `output_dir` writer alike, so all three publish the same bytes.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from aggregator import __version__
+from aggregator.atomicfile import write_atomic
 from aggregator.filters import Query
 from aggregator.model import Story
 from aggregator.outputs import OutputFeed, Verdict, review, select
@@ -114,23 +112,3 @@ def build_all(
     if write_atomic(target, opml):
         changed.append(target)
     return changed
-
-
-def write_atomic(target: Path, data: bytes) -> bool:
-    """Replace `target` with `data` so no reader ever sees half a file; False if unchanged."""
-    with contextlib.suppress(FileNotFoundError):
-        if target.stat().st_size == len(data) and target.read_bytes() == data:
-            return False
-    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-    return True
