@@ -96,13 +96,19 @@ class Service:
 
 
 def config_text(
-    database: str, port: int, sources: dict[str, str], extra: str = "", settings: str = ""
+    database: str,
+    port: int,
+    sources: dict[str, str],
+    extra: str = "",
+    settings: str = "",
+    base_url: str | None = None,
+    interval: str = "1s",
 ) -> str:
     return (
         "[aggregator]\n" + settings + f'database = "{database}"\n'
         f'listen = "127.0.0.1:{port}"\n'
-        f'base_url = "http://127.0.0.1:{port}"\n'
-        'interval = "1s"\nmin_interval = "1s"\nmax_interval = "1h"\ntimeout = "10s"\n'
+        f'base_url = "{base_url or f"http://127.0.0.1:{port}"}"\n'
+        f'interval = "{interval}"\nmin_interval = "1s"\nmax_interval = "1h"\ntimeout = "10s"\n'
         + "".join(f'\n[sources.{name}]\nurl = "{url}"\n' for name, url in sources.items())
         + extra
     )
@@ -119,15 +125,26 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Service]]:
         settings: str = "",
         env: dict[str, str] | None = None,
         database: str | None = None,
+        name: str = "daemon",
+        role: str | None = None,
+        base_url: str | None = None,
+        prefix: tuple[str, ...] = (),
+        interval: str = "1s",
     ) -> Service:
+        """Start `aggregator run` (`--role ROLE`, under the command `prefix` if any).
+        Several at once take a `name` each: their own configuration file and log."""
         port = free_port()
         url = database or f"sqlite:///{tmp_path / 'service.db'}"
-        config = tmp_path / "aggregator.toml"
-        config.write_text(config_text(url, port, sources, extra, settings), encoding="utf-8")
-        log = tmp_path / "daemon.log"
+        config = tmp_path / ("aggregator.toml" if name == "daemon" else f"{name}.toml")
+        config.write_text(
+            config_text(url, port, sources, extra, settings, base_url, interval),
+            encoding="utf-8",
+        )
+        log = tmp_path / f"{name}.log"
+        command = [sys.executable, "-m", "aggregator", "--config", str(config), "run"]
         with log.open("w") as sink:
             process = subprocess.Popen(
-                [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
+                [*prefix, *command, *(["--role", role] if role else [])],
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 text=True,
