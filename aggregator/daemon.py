@@ -128,7 +128,9 @@ class Daemon:
         self.lease_override = timedelta(seconds=lease) if lease else None
         # In-flight sources and when their lease ends, for the renewal on each tick.
         self.leases: dict[str, datetime] = {}
-        self.owner = new_owner(role)
+        # Claims name their owner: `run:…` for a daemon of every role, `poller:…` for one
+        # that only polls (a web process claims nothing).
+        self.owner = new_owner("run" if role == "all" else role)
         self.store = Store(config.settings.database)
         self.metrics = Metrics()
         self.web = WebState(

@@ -309,6 +309,42 @@ def test_daemon_serves_304s_and_gzip_from_its_render_cache(
     assert misses == service.metric("aggregator_renders_total")
 
 
+def test_web_role_polls_nothing_and_serves_what_another_process_stores(
+    feed_server: FeedServer, start: Callable[..., Service]
+) -> None:
+    feed_server.add("/f", FEED, etag='"v1"')
+    web = start({"a": feed_server.url("/f")}, role="web")
+    before = web.get("/feeds/all.atom")
+    assert before.status_code == 200 and "Gaza" not in before.text  # cached, empty
+    assert web.get("/healthz").json()["scheduler"] == "ok"  # it reads the data version
+    polled = subprocess.run(
+        [sys.executable, "-m", "aggregator", "--config", str(web.config), "poll"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert polled.returncode == 0, polled.stderr
+    assert feed_server.hits("/f") == 1  # the `poll`'s request; the web process made none
+    # The poll bumped the data version in its own transaction: the web process's
+    # cache follows within VERSION_RECHECK.
+    wait_until(lambda: "Gaza" in web.get("/feeds/all.atom").text, 20, "the polled stories")
+    assert feed_server.hits("/f") == 1
+    assert "role web" in web.text() and "polling nothing" in web.text()
+
+
+def test_poller_role_serves_health_and_metrics_only(
+    feed_server: FeedServer, start: Callable[..., Service]
+) -> None:
+    feed_server.add("/f", FEED, etag='"v1"')
+    poller = start({"a": feed_server.url("/f")}, role="poller")
+    wait_until(lambda: poller.metric("aggregator_polls_total", result="ok") >= 1, 20, "a poll")
+    assert poller.get("/healthz").status_code == 200
+    for path in ("/", "/feeds/all.atom", "/feeds.opml", "/sources/a"):
+        assert poller.get(path).status_code == 404, path
+    poller.signal(signal.SIGTERM)
+    assert poller.wait_exit() == 0
+
+
 def test_status_page_lists_sources_and_feeds_without_javascript(
     feed_server: FeedServer, start: Callable[..., Service]
 ) -> None:
