@@ -346,18 +346,7 @@ class Poller:
 
     async def _write(self, record: PollRecord) -> SaveCounts:
         async with self._write_lock:
-            for attempt in range(1, WRITE_ATTEMPTS + 1):
-                try:
-                    return await asyncio.to_thread(self.store.record_poll, record)
-                except DBAPIError as error:
-                    if attempt == WRITE_ATTEMPTS or not _conflict(error):
-                        raise
-                    log.info(
-                        "poll of %s met a concurrent poll's write (%s); writing it again",
-                        record.source,
-                        describe_error(error),
-                    )
-            raise AssertionError("unreachable")
+            return await asyncio.to_thread(record_poll, self.store, record)
 
     async def poll_one(self, state: SourceState) -> SourceResult:
         """`poll_source`, where a bug costs this one source (logged, its claim released)."""
@@ -428,6 +417,24 @@ def lease_for(config: Config, batch: int) -> timedelta:
     settings = config.settings
     rounds = -(-max(batch, 1) // max(1, settings.concurrency))
     return max(MIN_LEASE, settings.timeout * (rounds + 2))
+
+
+def record_poll(store: Store, record: PollRecord) -> SaveCounts:
+    """`store.record_poll`, written again when a concurrent poll's write got in its way
+    (see WRITE_ATTEMPTS)."""
+    for attempt in range(1, WRITE_ATTEMPTS):
+        try:
+            return store.record_poll(record)
+        except DBAPIError as error:
+            if not _conflict(error):
+                raise
+            log.info(
+                "poll of %s met a concurrent poll's write (attempt %d: %s); writing it again",
+                record.source,
+                attempt,
+                describe_error(error),
+            )
+    return store.record_poll(record)
 
 
 def _conflict(error: DBAPIError) -> bool:

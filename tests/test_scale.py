@@ -16,6 +16,7 @@ store, seeing it through the data version row (web.VERSION_RECHECK).
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import re
 import shutil
@@ -34,8 +35,12 @@ import sqlalchemy as sa
 from feedserver import FeedServer, Reply, Request
 from test_crash import GrowingFeeds
 from test_service import Service, start, wait_until
+from test_store import HOUR, T0, entry, poll, source
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+from aggregator.poll import record_poll
+from aggregator.store import Store
+
+pytestmark = [pytest.mark.postgres]
 __all__ = ["start"]  # test_service's fixture: `aggregator run` processes, killed at the end
 
 SOURCES = 40
@@ -165,6 +170,7 @@ def outputs(service: Service) -> dict[str, tuple[bytes, str]]:
     return {path: (r.content, r.headers["etag"]) for path, r in answers.items()}
 
 
+@pytest.mark.slow
 def test_three_pollers_and_two_web_processes_share_one_postgresql(
     cluster: tuple[Feeds, dict[str, Service], sa.Engine], feed_server: FeedServer, tmp_path: Path
 ) -> None:
@@ -313,3 +319,54 @@ def test_three_pollers_and_two_web_processes_share_one_postgresql(
         assert unrecorded in ({0, 1} if number in left else {0}), (
             f"s{number}: {len(rs)} requests, {polls[number]} polls recorded"
         )
+
+
+def test_pollers_storing_one_new_story_at_once_both_join_it(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two pollers (two engines, as two processes have) store, at the same moment, an
+    entry of each of their sources that starts the same story: whichever commits second
+    meets the first's story key, is written again, and joins that story."""
+    stores = [Store(pg_url) for _ in range(2)]
+    stores[0].upgrade()
+    stores[0].sync_sources([source("alpha"), source("beta")])
+    rounds = 30
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def writer(number: int, name: str) -> None:
+        try:
+            for n in range(rounds):
+                record = poll(
+                    name,
+                    entry(n, guid=f"{name}-{n}", link=f"https://shared.example/{n}"),
+                    at=T0 + n * HOUR,
+                )
+                barrier.wait(timeout=30)
+                record_poll(stores[number], record)
+        except BaseException as error:  # reported below, with the round it happened in
+            errors.append(error)
+            barrier.abort()
+
+    caplog.set_level(logging.INFO, logger="aggregator.poll")
+    threads = [threading.Thread(target=writer, args=pair) for pair in enumerate(("alpha", "beta"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert not errors, errors
+        with stores[0]._engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT e.link, count(DISTINCT e.story_id), count(*) FROM entries e "
+                    "GROUP BY e.link"
+                )
+            ).all()
+        assert len(rows) == rounds
+        assert all((stories, copies) == (1, 2) for _link, stories, copies in rows), rows
+    finally:
+        for store in stores:
+            store.close()
+    retried = sum("writing it again" in r.getMessage() for r in caplog.records)
+    print(f"{retried} of {rounds} rounds met the other's story key and were written again")
