@@ -11,9 +11,10 @@ until every source has recorded a poll after T0. That is the **cold** pass (ever
 feed fetched, parsed, stored). Then every source is made due again at T1: the
 **all-304** pass (every answer a 304, nothing parsed). Printed per pass: seconds,
 feeds/s, entries/s (stored entries for cold, entries covered for all-304), the CPU
-the pollers used (their processes and parser workers), and how busy the machine's
-cores were meanwhile (/proc/stat), since PostgreSQL, the feed server and the pollers
-all share them.
+the pollers used (their processes and parser workers), how busy the machine's cores
+were meanwhile (/proc/stat), since PostgreSQL, the feed server and the pollers all
+share them, the WAL PostgreSQL wrote during the pass (what a replica or a backup must
+carry), and the database's size after it.
 """
 
 from __future__ import annotations
@@ -98,6 +99,17 @@ def polled_since(at: datetime) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def database_figures() -> tuple[int, int]:
+    """(bytes of the database, bytes of WAL written since the server started: a position)."""
+    with psycopg.connect(PG_ADMIN.replace("dbname=test", f"dbname={DATABASE}")) as conn:
+        row = conn.execute(
+            "SELECT pg_database_size(current_database()),"
+            " pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
 def cpu_of(pids: list[int]) -> float:
     return sum(process_cpu(pid) + sum(process_cpu(c) for c in _descendants(pid)) for pid in pids)
 
@@ -106,6 +118,7 @@ def one_pass(name: str, feeds: int, at: datetime, pollers: list[int]) -> dict[st
     while datetime.now(UTC) < at:
         time.sleep(0.01)
     cpu_before, (busy0, total0) = cpu_of(pollers), machine_busy()
+    _, wal_before = database_figures()
     started = time.perf_counter()
     while True:
         done, entries = polled_since(at)
@@ -116,9 +129,12 @@ def one_pass(name: str, feeds: int, at: datetime, pollers: list[int]) -> dict[st
         time.sleep(0.2)
     seconds = time.perf_counter() - started
     busy1, total1 = machine_busy()
+    size, wal_after = database_figures()
     return {
         "seconds": seconds,
         "entries": entries,
+        "size": size,
+        "wal": wal_after - wal_before,
         "cpu": cpu_of(pollers) - cpu_before,
         "busy": (busy1 - busy0) / max(1.0, total1 - total0),
     }
@@ -160,7 +176,8 @@ def run_with(count: int, feeds: int, entries_in_corpus: int, base: str) -> list[
             rows.append(
                 f"| {count} | {name} | {figures['seconds']:.1f} | "
                 f"{feeds / figures['seconds']:,.0f} | {entries / figures['seconds']:,.0f} | "
-                f"{figures['cpu']:.1f} | {figures['busy']:.0%} |"
+                f"{figures['cpu']:.1f} | {figures['busy']:.0%} | "
+                f"{figures['wal'] / 1e6:,.0f} | {figures['size'] / 1e6:,.0f} |"
             )
     finally:
         for process in processes:
@@ -200,8 +217,11 @@ def main() -> None:
             print(rows[-2], rows[-1], sep="\n", flush=True)
     finally:
         server.stop()
-    print("\n| pollers | pass | seconds | feeds/s | entries/s | pollers' CPU s | cores busy |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "\n| pollers | pass | seconds | feeds/s | entries/s | pollers' CPU s | cores busy "
+        "| WAL MB | database MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print(f"logs: {WORK}")
 
