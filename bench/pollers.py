@@ -11,7 +11,9 @@ until every source has recorded a poll after T0. That is the **cold** pass (ever
 feed fetched, parsed, stored). Then every source is made due again at T1: the
 **all-304** pass (every answer a 304, nothing parsed). Printed per pass: seconds,
 feeds/s, entries/s (stored entries for cold, entries covered for all-304), the CPU
-the pollers used (their processes and parser workers), how busy the machine's cores
+the pollers used (their processes and parser workers), the CPU of the PostgreSQL
+backends serving the bench database (sampled at the pass's ends: a backend that ended
+during the pass is missed), how busy the machine's cores
 were meanwhile (/proc/stat), since PostgreSQL, the feed server and the pollers all
 share them, the WAL PostgreSQL wrote during the pass (what a replica or a backup must
 carry), and the database's size after it.
@@ -110,6 +112,26 @@ def database_figures() -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def database_cpu() -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving the bench database (the server is
+    shared: other databases' backends are left out)."""
+    with psycopg.connect(PG_ADMIN.replace("dbname=test", f"dbname={DATABASE}")) as conn:
+        pids = [
+            int(row[0])
+            for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (DATABASE,),
+            )
+        ]
+    found = {}
+    for pid in pids:
+        try:
+            found[pid] = process_cpu(pid)
+        except OSError:  # ended meanwhile
+            continue
+    return found
+
+
 def cpu_of(pids: list[int]) -> float:
     return sum(process_cpu(pid) + sum(process_cpu(c) for c in _descendants(pid)) for pid in pids)
 
@@ -119,6 +141,7 @@ def one_pass(name: str, feeds: int, at: datetime, pollers: list[int]) -> dict[st
         time.sleep(0.01)
     cpu_before, (busy0, total0) = cpu_of(pollers), machine_busy()
     _, wal_before = database_figures()
+    pg_before = database_cpu()
     started = time.perf_counter()
     while True:
         done, entries = polled_since(at)
@@ -130,7 +153,10 @@ def one_pass(name: str, feeds: int, at: datetime, pollers: list[int]) -> dict[st
     seconds = time.perf_counter() - started
     busy1, total1 = machine_busy()
     size, wal_after = database_figures()
+    pg_after = database_cpu()
+    pg_cpu = sum(cpu - pg_before.get(pid, 0.0) for pid, cpu in pg_after.items())
     return {
+        "pg_cpu": pg_cpu,
         "seconds": seconds,
         "entries": entries,
         "size": size,
@@ -176,7 +202,7 @@ def run_with(count: int, feeds: int, entries_in_corpus: int, base: str) -> list[
             rows.append(
                 f"| {count} | {name} | {figures['seconds']:.1f} | "
                 f"{feeds / figures['seconds']:,.0f} | {entries / figures['seconds']:,.0f} | "
-                f"{figures['cpu']:.1f} | {figures['busy']:.0%} | "
+                f"{figures['cpu']:.1f} | {figures['pg_cpu']:.1f} | {figures['busy']:.0%} | "
                 f"{figures['wal'] / 1e6:,.0f} | {figures['size'] / 1e6:,.0f} |"
             )
     finally:
@@ -218,10 +244,10 @@ def main() -> None:
     finally:
         server.stop()
     print(
-        "\n| pollers | pass | seconds | feeds/s | entries/s | pollers' CPU s | cores busy "
-        "| WAL MB | database MB |"
+        "\n| pollers | pass | seconds | feeds/s | entries/s | pollers' CPU s "
+        "| PostgreSQL CPU s | cores busy | WAL MB | database MB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print(f"logs: {WORK}")
 
