@@ -506,10 +506,9 @@ class Daemon:
         self.stopping.set()
 
     def _status_line(self) -> str:
-        return (
-            f"STATUS=polling {len(self.config.sources)} sources, "
-            f"serving {len(self.web.feeds)} output feeds"
-        )
+        polling = f"polling {len(self.config.sources)} sources" if self.polls else "polling nothing"
+        serving = f"serving {len(self.web.feeds)} output feeds" if self.serves else "serving health"
+        return f"STATUS={polling}, {serving}"
 
     def _take_pid_file(self) -> bool:
         """False when another daemon runs with this pid file; a file that cannot be

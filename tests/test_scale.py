@@ -311,9 +311,12 @@ def test_three_pollers_and_two_web_processes_share_one_postgresql(
                 f"{agent(after)} ({before.at - killed_at:+.2f}s from the kill; "
                 f"held by poller-c then: {number in left})"
             )
+        # ... and polled again each interval: no gap holds two more intervals (or, for a
+        # source poller-c held, a lease more), with room for a busy two-core machine.
         steady = [b.at - a.at for a, b in itertools.pairwise(rs) if b.at < frozen]
         slowest = SLOW_DELAY + INTERVAL if number in SLOW else INTERVAL
-        assert max(steady, default=0) <= 2 * slowest, f"s{number} skipped an interval: {steady}"
+        longest = 3 * slowest + (LEASE if number in left else 0)
+        assert max(steady, default=0) <= longest, f"s{number} skipped intervals: {steady}"
         # ... and every request recorded as one poll, but for poller-c's killed ones.
         unrecorded = len(rs) - polls[number]
         assert unrecorded in ({0, 1} if number in left else {0}), (
