@@ -253,8 +253,15 @@ def _print_preview(
 
 
 @main.command()
+@click.option(
+    "--role",
+    type=click.Choice(["all", "poller", "web"]),
+    default="all",
+    show_default=True,
+    help="poller: poll, serve only /healthz and /metrics; web: serve, poll nothing; all: both.",
+)
 @click.pass_context
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, role: str) -> None:
     """Run the daemon: scheduler and HTTP server."""
     from aggregator.daemon import run as run_daemon
 
@@ -262,7 +269,7 @@ def run(ctx: click.Context) -> None:
     _load(ctx)  # report configuration errors with exit status 2 before starting anything
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)
-    sys.exit(run_daemon(config_path))
+    sys.exit(run_daemon(config_path, role))
 
 
 _HEALTH_STYLES = {

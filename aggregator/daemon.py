@@ -1,5 +1,14 @@
 """`aggregator run`: the scheduler, the pollers and the HTTP server in one event loop.
 
+Roles (`run --role`): `all` (the default) polls and serves; `poller` polls and serves
+only /healthz and /metrics; `web` polls nothing and serves everything. Several
+processes of any roles may share one PostgreSQL database. Web processes see other
+processes' polls through the store's data version, a row every write transaction
+bumps (web.VERSION_RECHECK). Jobs that must run in one process at a time (the daily
+retention, the spread of first polls at start) take `Store.once_every`, a PostgreSQL
+advisory lock plus the time of the last run. A poll that runs long has its lease
+renewed by each tick, so no other poller takes a source this process still polls.
+
 One APScheduler job ticks every `tick` seconds. Each tick claims from the database
 as many due sources as there are free polling slots (`Store.claim_due`: a lease,
 and `FOR UPDATE SKIP LOCKED` on PostgreSQL) and starts a poll for each; there is
@@ -54,7 +63,7 @@ from aggregator.poll import (
 )
 from aggregator.publish import build_all
 from aggregator.schedule import first_poll, spread_window
-from aggregator.store import Store, describe_error, display_url
+from aggregator.store import PruneReport, Store, describe_error, display_url
 from aggregator.systemd import notify, watchdog_period
 from aggregator.web import WebState, create_app
 
@@ -74,6 +83,12 @@ TICK_ERROR_LOG_EVERY = 60.0
 # Tests shorten the delay with $AGGREGATOR_PRUNE_AFTER (seconds).
 PRUNE_EVERY = timedelta(days=1)
 PRUNE_AFTER = 300.0
+# Every poller asks this often whether the daily prune is due: the first to ask after a
+# day since the last prune (by any process) runs it, so one that died is replaced
+# within the hour. A few seconds short of a day, so the same process keeps its slot.
+PRUNE_CHECK = timedelta(hours=1)
+PRUNE_SLACK = timedelta(minutes=5)
+ROLES = ("all", "poller", "web")
 
 
 def _env_seconds(name: str, default: float) -> float:
@@ -96,12 +111,26 @@ class Daemon:
         *,
         tick: float | None = None,
         grace: float | None = None,
+        role: str = "all",
     ) -> None:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
+        self.role = role
+        self.polls = role in ("all", "poller")
+        self.serves = role in ("all", "web")
         self.config = config
         self.config_path = config_path
         self.tick = tick or _env_seconds("AGGREGATOR_TICK", TICK.total_seconds())
         self.grace = grace or _env_seconds("AGGREGATOR_SHUTDOWN_GRACE", SHUTDOWN_GRACE)
-        self.owner = new_owner("run")
+        # Tests and benchmarks shorten leases with $AGGREGATOR_LEASE (seconds); otherwise
+        # poll.lease_for sizes each claim's lease from the timeout.
+        lease = _env_seconds("AGGREGATOR_LEASE", 0.0)
+        self.lease_override = timedelta(seconds=lease) if lease else None
+        # In-flight sources and when their lease ends, for the renewal on each tick.
+        self.leases: dict[str, datetime] = {}
+        # Claims name their owner: `run:…` for a daemon of every role, `poller:…` for one
+        # that only polls (a web process claims nothing).
+        self.owner = new_owner("run" if role == "all" else role)
         self.store = Store(config.settings.database)
         self.metrics = Metrics()
         self.web = WebState(
@@ -136,7 +165,8 @@ class Daemon:
 
     def scheduler_alive(self) -> bool:
         """False once no tick has claimed successfully for three tick periods (and then
-        some): the scheduler is stuck, or the database refuses its claims."""
+        some): the scheduler is stuck, or the database refuses its claims. A web process
+        claims nothing: its ticks read the data version, and count the same way."""
         if not self.scheduler.running or self.stopping.is_set():
             return False
         return time.monotonic() - self.last_claim_ok < self.stall_after
@@ -144,6 +174,9 @@ class Daemon:
     @property
     def capacity(self) -> int:
         return max(2, self.config.settings.concurrency * 2)
+
+    def lease(self, batch: int) -> timedelta:
+        return self.lease_override or lease_for(self.config, batch)
 
     # -- the tick ------------------------------------------------------------
 
@@ -167,26 +200,15 @@ class Daemon:
         self._spawn(self._tick())
 
     async def _tick(self) -> None:
-        assert self.poller is not None
         try:
-            # Claims a failed database write left held, and those of pollers that died
-            # holding them, are given back first: their sources are due now.
-            await self.poller.release_unreleased()
-            await asyncio.to_thread(release_dead_claims, self.store, datetime.now(UTC))
-            free = self.capacity - len(self.in_flight)
-            if free > 0:
-                now = datetime.now(UTC)
-                states = await asyncio.to_thread(
-                    self.store.claim_due,
-                    now,
-                    owner=self.owner,
-                    lease=lease_for(self.config, free),
-                    limit=free,
-                )
-                lags = [(now - s.next_poll_at).total_seconds() for s in states if s.next_poll_at]
-                self.metrics.scheduler_lag.set(max([0.0, *lags]))
-                for state in states:
-                    self._start_poll(state)
+            if self.polls:
+                await self._claim()
+            else:
+                # A web process: the version read is its sign of life (and of the
+                # database's), and tells write_static whether the outputs changed.
+                version = await asyncio.to_thread(self.store.data_version)
+                if version != self._static_version:
+                    self._static_dirty = True
             self.last_claim_ok = time.monotonic()
             self.metrics.last_tick.set(time.time())
             if self._tick_errors or self._stall_logged:
@@ -213,15 +235,68 @@ class Daemon:
         finally:
             self._ticking = False
 
+    async def _claim(self) -> None:
+        assert self.poller is not None
+        # Claims a failed database write left held, and those of pollers that died
+        # holding them, are given back first: their sources are due now.
+        await self.poller.release_unreleased()
+        await asyncio.to_thread(release_dead_claims, self.store, datetime.now(UTC))
+        await self._renew_leases()
+        free = self.capacity - len(self.in_flight)
+        if free > 0:
+            now = datetime.now(UTC)
+            states = await asyncio.to_thread(
+                self.store.claim_due,
+                now,
+                owner=self.owner,
+                lease=self.lease(free),
+                limit=free,
+            )
+            lags = [(now - s.next_poll_at).total_seconds() for s in states if s.next_poll_at]
+            self.metrics.scheduler_lag.set(max([0.0, *lags]))
+            for state in states:
+                self._start_poll(state)
+
+    async def _renew_leases(self) -> None:
+        """Extend the leases of in-flight polls past half their length: a poll may outlast
+        its lease (a host that trickles bytes up to the timeout, a parser pool behind a
+        large batch), and another poller would then take its source and poll it twice.
+        A renewal only ever writes the claims whose lease is half gone, so a tick of a
+        poller with nothing slow costs no write."""
+        if not self.leases:
+            return
+        now = datetime.now(UTC)
+        lease = self.lease(len(self.in_flight))
+        due = {name for name, until in self.leases.items() if until - now < lease / 2}
+        if not due:
+            return
+        until = now + lease
+        renewed = await asyncio.to_thread(self.store.renew_claims, self.owner, due, until)
+        for name in due:
+            if name not in self.leases:
+                continue  # its poll ended meanwhile
+            if name in renewed:
+                self.leases[name] = until
+            else:
+                log.warning(
+                    "lease of source %s ran out while it was polled here, and another "
+                    "poller holds it now; this poll's result is still stored",
+                    name,
+                )
+                del self.leases[name]
+
     def _start_poll(self, state: SourceState) -> None:
         assert self.poller is not None
         task = asyncio.create_task(self.poller.poll_one(state), name=f"poll {state.name}")
+        if state.lease_until is not None:
+            self.leases[state.name] = state.lease_until
         self.in_flight.add(task)
         self.metrics.in_flight.set(len(self.in_flight))
         task.add_done_callback(self._poll_done)
 
     def _poll_done(self, task: asyncio.Task[SourceResult]) -> None:
         self.in_flight.discard(task)
+        self.leases.pop(task.get_name().removeprefix("poll "), None)
         self.metrics.in_flight.set(len(self.in_flight))
         if task.cancelled():
             return
@@ -239,20 +314,30 @@ class Daemon:
     # -- retention -----------------------------------------------------------
 
     async def prune(self) -> None:
-        """The daily APScheduler job: apply `retention`, a batch per transaction, in a
-        thread so polls and readers go on meanwhile."""
+        """The hourly APScheduler job: apply `retention` if no process did for a day, a
+        batch per transaction, in a thread so polls and readers go on meanwhile. Of the
+        pollers sharing a database, one prunes at a time (`Store.once_every`)."""
         if self.stopping.is_set():
             return
         retention = self.config.settings.retention
+
+        def prune_if_due() -> PruneReport | None:
+            now = datetime.now(UTC)
+            with self.store.once_every("prune", PRUNE_EVERY - PRUNE_SLACK, now) as mine:
+                return self.store.prune(now, retention) if mine else None
+
         try:
-            report = await asyncio.to_thread(self.store.prune, datetime.now(UTC), retention)
-        except Exception as error:  # the database is away: tomorrow will do
+            report = await asyncio.to_thread(prune_if_due)
+        except Exception as error:  # the database is away: the next check will do
             log.error(
                 "retention: cannot prune %s: %s: %s",
                 self.config.settings.database,
                 type(error).__name__,
                 error,
             )
+            return
+        if report is None:
+            log.debug("retention: pruned lately, or being pruned, by another process")
             return
         if report.stories:
             self.web.data_changed()
@@ -274,6 +359,11 @@ class Daemon:
         """Put off every source that is due at once (new, or overdue after downtime) by
         its own fixed offset, so a start does not send every request in one second."""
         now = datetime.now(UTC)
+        # Pollers starting together would each spread the same sources; one is enough.
+        with self.store.once_every("spread", timedelta(0), now) as mine:
+            return self._spread(now) if mine else 0
+
+    def _spread(self, now: datetime) -> int:
         times = {}
         for state in self.store.overdue_sources(now):
             source = self.config.sources.get(state.name)
@@ -290,8 +380,8 @@ class Daemon:
         """Rewrite output_dir (atomically, changed files only) if the stories changed."""
         self._static_dirty = False
         out_dir = self.config.settings.output_dir
-        if out_dir is None:
-            return
+        if out_dir is None or not self.serves:
+            return  # static files are outputs: written where outputs are served
         try:
             version = await asyncio.to_thread(self.store.data_version)
             if version == self._static_version:
@@ -364,14 +454,15 @@ class Daemon:
             notify("READY=1", "STATUS=reload failed: database unavailable, old one kept")
             return False
         self.config = config
-        if _fetch_settings(config.settings) != _fetch_settings(old.settings):
-            self._replace_fetcher(config)
-        assert self.poller is not None
-        self.poller.config = config
+        if self.poller is not None:
+            if _fetch_settings(config.settings) != _fetch_settings(old.settings):
+                self._replace_fetcher(config)
+            self.poller.config = config
         self.web.reconfigure(config)
         self.web.data_changed()
         try:
-            await asyncio.to_thread(self.spread_first_polls)
+            if self.polls:
+                await asyncio.to_thread(self.spread_first_polls)
             self.metrics.track_sources(await asyncio.to_thread(self.store.source_states))
         except SQLAlchemyError as error:
             # Applied all the same; added sources are simply not spread.
@@ -415,10 +506,9 @@ class Daemon:
         self.stopping.set()
 
     def _status_line(self) -> str:
-        return (
-            f"STATUS=polling {len(self.config.sources)} sources, "
-            f"serving {len(self.web.feeds)} output feeds"
-        )
+        polling = f"polling {len(self.config.sources)} sources" if self.polls else "polling nothing"
+        serving = f"serving {len(self.web.feeds)} output feeds" if self.serves else "serving health"
+        return f"STATUS={polling}, {serving}"
 
     def _take_pid_file(self) -> bool:
         """False when another daemon runs with this pid file; a file that cannot be
@@ -455,11 +545,12 @@ class Daemon:
             retire(self.owner)
             self.pid_file.release()
             return 1
-        self.executor = parser_pool(len(self.config.sources))
-        self.fetcher = new_fetcher(self.config)
-        self.poller = Poller(
-            self.config, self.store, self.fetcher, executor=self.executor, owner=self.owner
-        )
+        if self.polls:
+            self.executor = parser_pool(len(self.config.sources))
+            self.fetcher = new_fetcher(self.config)
+            self.poller = Poller(
+                self.config, self.store, self.fetcher, executor=self.executor, owner=self.owner
+            )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, signal.Signals(signum).name)
@@ -475,19 +566,20 @@ class Daemon:
             max_instances=1,
             coalesce=True,
         )
-        self.scheduler.add_job(
-            self.prune,
-            "interval",
-            seconds=PRUNE_EVERY.total_seconds(),
-            id="prune",
-            next_run_time=datetime.now(UTC)
-            + timedelta(seconds=_env_seconds("AGGREGATOR_PRUNE_AFTER", PRUNE_AFTER)),
-            max_instances=1,
-            coalesce=True,
-        )
+        if self.polls:
+            self.scheduler.add_job(
+                self.prune,
+                "interval",
+                seconds=PRUNE_CHECK.total_seconds(),
+                id="prune",
+                next_run_time=datetime.now(UTC)
+                + timedelta(seconds=_env_seconds("AGGREGATOR_PRUNE_AFTER", PRUNE_AFTER)),
+                max_instances=1,
+                coalesce=True,
+            )
         self.scheduler.start()
         uv_config = uvicorn.Config(
-            create_app(self.web),
+            create_app(self.web, outputs=self.serves),
             host=settings.listen_host,
             port=settings.listen_port,
             log_level="warning",
@@ -504,15 +596,17 @@ class Daemon:
             log.error("cannot serve http://%s:%d/", settings.listen_host, settings.listen_port)
             return 1
         log.info(
-            "serving http://%s:%d/ with %d sources (%d first polls spread), %d output feeds; "
-            "tick %.3gs, poller %s",
+            "role %s: serving http://%s:%d/%s with %d sources (%d first polls spread), "
+            "%d output feeds; tick %.3gs, %s",
+            self.role,
             settings.listen_host,
             settings.listen_port,
+            "" if self.serves else " (healthz and metrics only)",
             len(self.config.sources),
             spread,
             len(self.web.feeds),
             self.tick,
-            self.owner,
+            f"poller {self.owner}" if self.polls else "polling nothing",
         )
         notify("READY=1", self._status_line(), f"MAINPID={os.getpid()}")
         watchdog = watchdog_period()
@@ -528,10 +622,12 @@ class Daemon:
         """Schema, sources, claims left by the dead, first polls spread; returns how many."""
         self.store.upgrade()
         self.store.sync_sources(self.config.sources.values())
-        # Before the spread, so that the sources of a poller that died (this daemon's
-        # previous run, killed or crashed) start within the window like the others.
-        release_dead_claims(self.store, datetime.now(UTC))
-        spread = self.spread_first_polls()
+        spread = 0
+        if self.polls:
+            # Before the spread, so that the sources of a poller that died (this daemon's
+            # previous run, killed or crashed) start within the window like the others.
+            release_dead_claims(self.store, datetime.now(UTC))
+            spread = self.spread_first_polls()
         self.metrics.track_sources(self.store.source_states())
         return spread
 
@@ -602,12 +698,12 @@ class _Server(uvicorn.Server):
         yield
 
 
-def run(config_path: Path) -> int:
-    """Run the daemon until SIGTERM/SIGINT; returns the process exit status."""
+def run(config_path: Path, role: str = "all") -> int:
+    """Run the daemon in `role` until SIGTERM/SIGINT; returns the process exit status."""
     # Their INFO lines say "Running job" every tick and "HTTP Request" per fetch; our own
     # log says what each tick claimed and has one line per poll.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     config = load_config(config_path)
-    daemon = Daemon(config, config_path)
+    daemon = Daemon(config, config_path, role=role)
     return asyncio.run(daemon.serve())

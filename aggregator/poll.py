@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher, FetchError, FetchResponse, HostHeld
@@ -48,6 +48,14 @@ POOL_THRESHOLD = 8
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 # No claim is shorter: a poller that dies is replaced after this long at worst.
 MIN_LEASE = timedelta(minutes=10)
+# Pollers sharing PostgreSQL store at the same moment entries that join the same new
+# story (several sources carrying one link): both insert its key, and the second
+# transaction fails on the unique index once the first commits (or the two deadlock).
+# The transaction rolled back whole; written again, it finds the other's story and
+# joins it. More than a few conflicts in a row is no race: the error then stands.
+WRITE_ATTEMPTS = 4
+# unique_violation, serialization_failure, deadlock_detected
+_CONFLICT_STATES = frozenset({"23505", "40001", "40P01"})
 
 
 def utcnow() -> datetime:
@@ -338,7 +346,7 @@ class Poller:
 
     async def _write(self, record: PollRecord) -> SaveCounts:
         async with self._write_lock:
-            return await asyncio.to_thread(self.store.record_poll, record)
+            return await asyncio.to_thread(record_poll, self.store, record)
 
     async def poll_one(self, state: SourceState) -> SourceResult:
         """`poll_source`, where a bug costs this one source (logged, its claim released)."""
@@ -409,6 +417,29 @@ def lease_for(config: Config, batch: int) -> timedelta:
     settings = config.settings
     rounds = -(-max(batch, 1) // max(1, settings.concurrency))
     return max(MIN_LEASE, settings.timeout * (rounds + 2))
+
+
+def record_poll(store: Store, record: PollRecord) -> SaveCounts:
+    """`store.record_poll`, written again when a concurrent poll's write got in its way
+    (see WRITE_ATTEMPTS)."""
+    for attempt in range(1, WRITE_ATTEMPTS):
+        try:
+            return store.record_poll(record)
+        except DBAPIError as error:
+            if not _conflict(error):
+                raise
+            log.info(
+                "poll of %s met a concurrent poll's write (attempt %d: %s); writing it again",
+                record.source,
+                attempt,
+                describe_error(error),
+            )
+    return store.record_poll(record)
+
+
+def _conflict(error: DBAPIError) -> bool:
+    """A PostgreSQL error another transaction caused, which running this one again cures."""
+    return getattr(error.orig, "sqlstate", None) in _CONFLICT_STATES
 
 
 def release_dead_claims(store: Store, now: datetime) -> int:

@@ -11,6 +11,7 @@ moment leaves either the old state and old entries or the new ones, never a mix.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -632,6 +633,26 @@ class Store:
                 .values(claimed_by=None, lease_until=None, next_poll_at=until)
             )
 
+    def renew_claims(self, owner: str, names: Collection[str], until: datetime) -> set[str]:
+        """Move the lease of `owner`'s claims on these sources to `until`, so a poll that
+        runs long (a slow host, a busy parser pool) keeps its source; returns the names
+        renewed. A claim that ran out and was taken by another poller is not `owner`'s
+        any more and stays with its new holder."""
+        if not names:
+            return set()
+        renewed: set[str] = set()
+        with self._write() as conn:
+            for chunk in _chunks(sorted(names)):
+                renewed.update(
+                    conn.scalars(
+                        update(sources)
+                        .where(sources.c.claimed_by == owner, sources.c.name.in_(chunk))
+                        .values(lease_until=until)
+                        .returning(sources.c.name)
+                    )
+                )
+        return renewed
+
     def claim_holders(self, now: datetime) -> set[str]:
         """Every owner holding a live lease on some source at `now`."""
         query = (
@@ -920,6 +941,54 @@ class Store:
             batches=batches,
         )
 
+    # -- jobs for one process at a time --------------------------------------
+
+    @contextmanager
+    def once_every(self, job: str, every: timedelta, now: datetime) -> Iterator[bool]:
+        """Yield True when this process should run `job` now: no other process runs it at
+        this moment, and nobody ran it (to the end) in the last `every`.
+
+        On PostgreSQL, several daemons share the database, and each schedules the same
+        daily jobs: a session advisory lock (`pg_try_advisory_lock`, on a connection held
+        for the job's length) lets one of them run while the others skip, and the lock
+        goes with the session if that process dies, so no job stays locked. The job's
+        last run is kept in `meta`, so it runs once per `every` across all processes,
+        not once per process. SQLite has one daemon (the pid file sees to it): the lock
+        is a no-op there and only the last run is checked.
+        The last run is written only when the block ends without an exception.
+        """
+        key = f"job:{job}"
+        with self._engine.connect() as conn:
+            locked = False
+            if not self._sqlite:
+                # Autocommit: the lock belongs to the session, and no transaction (with its
+                # snapshot holding back vacuum) stays open while the job runs.
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                locked = bool(conn.scalar(select(func.pg_try_advisory_lock(_job_lock(job)))))
+                if not locked:
+                    yield False
+                    return
+            try:
+                last = conn.scalar(select(meta.c.value).where(meta.c.key == key))
+                if self._sqlite:
+                    conn.rollback()  # the read's transaction must not hold SQLite's snapshot
+                if last is not None and now - datetime.fromisoformat(last) < every:
+                    yield False
+                    return
+                yield True
+                with self._write() as writer:
+                    stamp = now.isoformat()
+                    if (
+                        writer.execute(
+                            update(meta).where(meta.c.key == key).values(value=stamp)
+                        ).rowcount
+                        == 0
+                    ):
+                        writer.execute(insert(meta).values(key=key, value=stamp))
+            finally:
+                if locked:
+                    conn.scalar(select(func.pg_advisory_unlock(_job_lock(job))))
+
     # -- plumbing ------------------------------------------------------------
 
     @contextmanager
@@ -977,6 +1046,13 @@ def _bump_data_version(conn: Connection) -> None:
     )
     if bumped.rowcount == 0:
         conn.execute(insert(meta).values(key=DATA_VERSION, value="1"))
+
+
+def _job_lock(job: str) -> int:
+    """The advisory lock key of a job: a signed 64-bit number, stable across releases and
+    apart from `_PG_MIGRATION_LOCK` (which is below 2**32)."""
+    digest = hashlib.blake2b(f"aggregator job {job}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True) | (1 << 40)
 
 
 def _chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:

@@ -53,8 +53,14 @@ MAX_QUERY_LENGTH = 500
 CACHE_ENTRIES = 512
 # Readers may reuse a response this long without asking; conditional requests stay cheap after.
 CACHE_CONTROL = "public, max-age=60"
-# Writers in other processes (`aggregator poll`, other hosts on PostgreSQL) are noticed
-# within this long; the daemon's own poller is noticed at once.
+# Writers in other processes (`aggregator poll`, pollers of `run --role poller` on
+# PostgreSQL) are noticed within this long; the daemon's own poller is noticed at once.
+# Why a re-read and not LISTEN/NOTIFY: the version is one primary-key row, so a web
+# process pays one index lookup a second (under a millisecond) whatever its request
+# rate, and the check works the same on SQLite. NOTIFY would wake readers sooner, but
+# PostgreSQL serialises the commits of every transaction that sends one on a global
+# lock of its notification queue, and each poll that stores entries would send one:
+# the pollers' write rate would pay for a second of freshness no feed reader sees.
 VERSION_RECHECK = 1.0
 # The pages for people load nothing from elsewhere and run no script; this says so to
 # the browser, so an injected <script> or <img> from a feed could not run or load either.
@@ -163,7 +169,9 @@ class WebState:
         self.versions.mark_stale()
 
 
-def create_app(state: WebState) -> Starlette:
+def create_app(state: WebState, *, outputs: bool = True) -> Starlette:
+    """The routes of `run`; with `outputs=False` (the poller role) only /healthz and
+    /metrics, which a load balancer and Prometheus need from every process."""
     metrics = state.metrics
 
     async def feed(request: Request) -> Response:
@@ -343,14 +351,17 @@ def create_app(state: WebState) -> Starlette:
     # request (status, metrics) are compressed on the way out.
     compress = [Middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=GZIP_LEVEL)]
     routes = [
-        Route("/", status, middleware=compress),
-        Route("/sources/{name:str}", source, middleware=compress),
-        Route("/outputs/{name:str}", output, middleware=compress),
-        Route("/feeds/{name:str}.{fmt:str}", feed),
-        Route("/feeds.opml", opml),
         Route("/healthz", healthz),
         Route("/metrics", metrics_route, middleware=compress),
     ]
+    if outputs:
+        routes += [
+            Route("/", status, middleware=compress),
+            Route("/sources/{name:str}", source, middleware=compress),
+            Route("/outputs/{name:str}", output, middleware=compress),
+            Route("/feeds/{name:str}.{fmt:str}", feed),
+            Route("/feeds.opml", opml),
+        ]
     return Starlette(routes=routes)
 
 

@@ -105,15 +105,17 @@ def start_daemon(
     log: Path | None = None,
     env: Mapping[str, str] | None = None,
     args: Sequence[str] = ("run",),
+    prefix: Sequence[str] = (),
     ready: Callable[[DaemonProcess], object] | None = None,
     timeout: float = 30,
 ) -> DaemonProcess:
     """`aggregator --config CONFIG run` as a process, once `ready` (by default: `/healthz`
-    answers at all) holds. `env` is added to this process's environment."""
+    answers at all) holds. `env` is added to this process's environment; `prefix` runs
+    it under another command (`unshare --pid --fork`, say)."""
     log = log or config.with_name("daemon.log")
     with log.open("w") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "--config", str(config), *args],
+            [*prefix, sys.executable, "-m", "aggregator", "--config", str(config), *args],
             stdout=sink,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -276,3 +277,96 @@ def test_reschedule_moves_only_overdue_unclaimed_sources(store: Store) -> None:
 )
 def test_host_of(url: str | None, host: str | None) -> None:
     assert host_of(url) == host
+
+
+# -- lease renewal and jobs of one process at a time ----------------------------
+
+
+def test_renewal_moves_only_the_owners_leases(store: Store) -> None:
+    store.sync_sources([source("alpha"), source("beta"), source("gamma")])
+    assert claim(store, "a", limit=2) == ["alpha", "beta"]
+    assert claim(store, "b") == ["gamma"]
+    later = T0 + 3 * LEASE
+    assert store.renew_claims("a", ["alpha", "gamma"], later) == {"alpha"}
+    assert state(store, "alpha").lease_until == later
+    assert state(store, "beta").lease_until == T0 + LEASE  # not asked for
+    assert state(store, "gamma").lease_until == T0 + LEASE  # b's, whatever a asks
+    # Past its first lease, a renewed claim is still a's: nobody else may take it.
+    assert claim(store, "c", at=T0 + 2 * LEASE) == ["beta", "gamma"]
+    assert state(store, "alpha").claimed_by == "a"
+
+
+def test_renewal_of_a_claim_taken_over_renews_nothing(store: Store) -> None:
+    store.sync_sources([source("alpha")])
+    assert claim(store, "slow") == ["alpha"]
+    assert claim(store, "b", at=T0 + LEASE) == ["alpha"]  # slow's lease ran out
+    assert store.renew_claims("slow", ["alpha"], T0 + 3 * LEASE) == set()
+    assert (state(store, "alpha").claimed_by, state(store, "alpha").lease_until) == (
+        "b",
+        T0 + 2 * LEASE,
+    )
+
+
+def test_once_every_runs_a_job_once_per_period(store: Store) -> None:
+    runs = []
+    for at in (T0, T0 + HOUR, T0 + 23 * HOUR, T0 + 24 * HOUR, T0 + 25 * HOUR):
+        with store.once_every("prune", timedelta(days=1), at) as mine:
+            if mine:
+                runs.append(at)
+    assert runs == [T0, T0 + 24 * HOUR]
+
+
+def test_once_every_counts_no_run_that_failed(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.once_every("prune", timedelta(days=1), T0) as mine:
+        assert mine
+        raise RuntimeError("database went away mid-job")
+    with store.once_every("prune", timedelta(days=1), T0 + HOUR) as mine:
+        assert mine  # the failed run did not count
+
+
+# Holds the job's lock in another process (another daemon) until its stdin closes.
+_HOLD_JOB = """
+import sys
+from datetime import datetime, timedelta, UTC
+from aggregator.store import Store
+store = Store(sys.argv[1])
+with store.once_every("prune", timedelta(0), datetime.now(UTC)) as mine:
+    print("held" if mine else "refused", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_job_another_process_runs_is_skipped_until_it_ends(pg_url: str) -> None:
+    store = Store(pg_url)
+    store.upgrade()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_JOB, pg_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "held"
+        with store.once_every("prune", timedelta(0), T0) as mine:
+            assert not mine  # the other process holds the advisory lock
+        # Another job's lock is another key: it does not wait on this one.
+        with store.once_every("spread", timedelta(0), T0) as mine:
+            assert mine
+        holder.kill()  # -9: the session ends, and PostgreSQL lets go of its lock
+        holder.wait()
+
+        def runs_here() -> bool:
+            with store.once_every("prune", timedelta(0), T0) as mine:
+                return mine
+
+        # The server ends the session once it reads the closed socket: at once when idle.
+        deadline = time.monotonic() + 30
+        while not runs_here():
+            assert time.monotonic() < deadline, "the killed holder's lock was never released"
+            time.sleep(0.05)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        store.close()

@@ -59,13 +59,13 @@ class GrowingFeeds:
     """SOURCES feeds that gain three entries per generation; every third entry is a
     story that all sources carry (same link), the rest their own."""
 
-    def __init__(self, server: FeedServer) -> None:
+    def __init__(self, server: FeedServer, sources: int = SOURCES) -> None:
         self.generation = 0
         self.lock = threading.Lock()
         # Cleared, every request waits (up to a minute) until it is set again.
         self.gate = threading.Event()
         self.gate.set()
-        for number in range(SOURCES):
+        for number in range(sources):
             server.handler(f"/feed/{number}", self.handler(number))
 
     def entries(self, source: int, generation: int | None = None) -> list[tuple[str, str]]:

@@ -12,6 +12,8 @@ import os
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -60,13 +62,19 @@ class Service(DaemonProcess):
 
 
 def config_text(
-    database: str, port: int, sources: dict[str, str], extra: str = "", settings: str = ""
+    database: str,
+    port: int,
+    sources: dict[str, str],
+    extra: str = "",
+    settings: str = "",
+    base_url: str | None = None,
+    interval: str = "1s",
 ) -> str:
     return (
         "[aggregator]\n" + settings + f'database = "{database}"\n'
         f'listen = "127.0.0.1:{port}"\n'
-        f'base_url = "http://127.0.0.1:{port}"\n'
-        'interval = "1s"\nmin_interval = "1s"\nmax_interval = "1h"\ntimeout = "10s"\n'
+        f'base_url = "{base_url or f"http://127.0.0.1:{port}"}"\n'
+        f'interval = "{interval}"\nmin_interval = "1s"\nmax_interval = "1h"\ntimeout = "10s"\n'
         + "".join(f'\n[sources.{name}]\nurl = "{url}"\n' for name, url in sources.items())
         + extra
     )
@@ -83,12 +91,29 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Service]]:
         settings: str = "",
         env: dict[str, str] | None = None,
         database: str | None = None,
+        name: str = "daemon",
+        role: str | None = None,
+        base_url: str | None = None,
+        prefix: tuple[str, ...] = (),
+        interval: str = "1s",
     ) -> Service:
+        """Start `aggregator run` (`--role ROLE`, under the command `prefix` if any).
+        Several at once take a `name` each: their own configuration file and log."""
         port = free_port()
         url = database or f"sqlite:///{tmp_path / 'service.db'}"
-        config = tmp_path / "aggregator.toml"
-        config.write_text(config_text(url, port, sources, extra, settings), encoding="utf-8")
-        daemon = start_daemon(config, port=port, env={"AGGREGATOR_TICK": "0.1", **(env or {})})
+        config = tmp_path / ("aggregator.toml" if name == "daemon" else f"{name}.toml")
+        config.write_text(
+            config_text(url, port, sources, extra, settings, base_url, interval),
+            encoding="utf-8",
+        )
+        daemon = start_daemon(
+            config,
+            port=port,
+            log=tmp_path / f"{name}.log",
+            env={"AGGREGATOR_TICK": "0.1", **(env or {})},
+            args=("run", *(["--role", role] if role else [])),
+            prefix=prefix,
+        )
         service = Service(daemon.process, port, config, daemon.log, url)
         started.append(service)
         return service
@@ -237,6 +262,42 @@ def test_daemon_serves_304s_and_gzip_from_its_render_cache(
     misses = service.metric("aggregator_render_cache_total", result="miss")
     assert hits >= 3 and misses >= 1
     assert misses == service.metric("aggregator_renders_total")
+
+
+def test_web_role_polls_nothing_and_serves_what_another_process_stores(
+    feed_server: FeedServer, start: Callable[..., Service]
+) -> None:
+    feed_server.add("/f", FEED, etag='"v1"')
+    web = start({"a": feed_server.url("/f")}, role="web")
+    before = web.get("/feeds/all.atom")
+    assert before.status_code == 200 and "Gaza" not in before.text  # cached, empty
+    assert web.get("/healthz").json()["scheduler"] == "ok"  # it reads the data version
+    polled = subprocess.run(
+        [sys.executable, "-m", "aggregator", "--config", str(web.config), "poll"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert polled.returncode == 0, polled.stderr
+    assert feed_server.hits("/f") == 1  # the `poll`'s request; the web process made none
+    # The poll bumped the data version in its own transaction: the web process's
+    # cache follows within VERSION_RECHECK.
+    wait_until(lambda: "Gaza" in web.get("/feeds/all.atom").text, 20, "the polled stories")
+    assert feed_server.hits("/f") == 1
+    assert "role web" in web.text() and "polling nothing" in web.text()
+
+
+def test_poller_role_serves_health_and_metrics_only(
+    feed_server: FeedServer, start: Callable[..., Service]
+) -> None:
+    feed_server.add("/f", FEED, etag='"v1"')
+    poller = start({"a": feed_server.url("/f")}, role="poller")
+    wait_until(lambda: poller.metric("aggregator_polls_total", result="ok") >= 1, 20, "a poll")
+    assert poller.get("/healthz").status_code == 200
+    for path in ("/", "/feeds/all.atom", "/feeds.opml", "/sources/a"):
+        assert poller.get(path).status_code == 404, path
+    poller.signal(signal.SIGTERM)
+    assert poller.wait_exit() == 0
 
 
 def test_status_page_lists_sources_and_feeds_without_javascript(
