@@ -26,9 +26,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher, FetchError, FetchResponse, HostHeld
-from aggregator.model import ParsedFeed, PollRecord, SaveCounts, SourceState
+from aggregator.model import PollRecord, SaveCounts, SourceState
 from aggregator.owners import is_dead, new_owner, retire
-from aggregator.parse import ParseError, parse_document
+from aggregator.parse import ParseError
+from aggregator.prepare import PreparedFeed, parse_and_prepare
 from aggregator.schedule import (
     MAX_RETRY_AFTER,
     Outcome,
@@ -158,14 +159,14 @@ class Poller:
             )
 
         try:
-            feed = await self._parse(response, state.name)
+            parsed = await self._parse(response, state.name)
         except ParseError as error:
             # Validators are deliberately not stored: the next poll fetches and parses in
             # full, so a fixed feed (or a fixed parser) is picked up at once.
             return await self._failed(state, source, location, error, started, response)
 
         return await self._finish(
-            state, source, location, "ok", started, response, body_hash=body_hash, feed=feed
+            state, source, location, "ok", started, response, body_hash=body_hash, parsed=parsed
         )
 
     async def _fetch(self, state: SourceState) -> FetchResponse:
@@ -179,10 +180,12 @@ class Poller:
             allow_private=self.config.sources[state.name].allow_private,
         )
 
-    async def _parse(self, response: FetchResponse, name: str) -> ParsedFeed:
+    async def _parse(self, response: FetchResponse, name: str) -> PreparedFeed:
         # A partial of a module-level function pickles, so it can cross to a worker process.
+        # The worker also prepares the entries (keys, hashes, fingerprints): the writer
+        # is the one part of a poll that cannot run on both cores.
         job = functools.partial(
-            parse_document,
+            parse_and_prepare,
             response.body,
             url=response.final_url,
             content_type=response.content_type,
@@ -284,9 +287,10 @@ class Poller:
         response: FetchResponse,
         *,
         body_hash: str | None = None,
-        feed: ParsedFeed | None = None,
+        parsed: PreparedFeed | None = None,
     ) -> SourceResult:
         now = self.clock()
+        feed = parsed.feed if parsed is not None else None
         hint = (
             publisher_hint(feed.ttl_minutes, feed.update_period_minutes)
             if feed is not None
@@ -309,6 +313,7 @@ class Poller:
             http_status=response.status or None,
             new_url=response.permanent_url,
             feed=feed,
+            prepared=parsed.entries if parsed is not None else None,
             fetched_bytes=len(response.body),
             duration=time.monotonic() - started,
         )
@@ -465,7 +470,7 @@ def parser_pool(jobs: int) -> Executor | None:
         return None
     # forkserver: forking a process that already runs threads (uvicorn, SQLite) is unsafe.
     context = get_context("forkserver")
-    context.set_forkserver_preload(["aggregator.parse"])
+    context.set_forkserver_preload(["aggregator.prepare"])
     return ProcessPoolExecutor(max_workers=2, mp_context=context)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -680,8 +680,13 @@ class Store:
         same document started) instead of starting one.
         Raises UnknownSourceError when `record.source` was never synced.
         """
-        # Identity and hashes are pure work: done before the write lock is taken.
-        incoming = _incoming(record.feed.entries) if record.feed is not None else []
+        # Identity, hashes and fingerprints are pure work: done before the write lock is
+        # taken, and by the parser worker when the poll ran one (`record.prepared`).
+        incoming: Sequence[_Incoming] = ()
+        if record.prepared is not None:
+            incoming = record.prepared
+        elif record.feed is not None:
+            incoming = dedupe.prepare(record.feed.entries)
         with self._write() as conn:
             source = conn.execute(
                 select(
@@ -1041,8 +1046,8 @@ def _bury(conn: Connection, keys: Sequence[tuple[int, str]], now: datetime) -> N
 
 
 def _without_tombstoned(
-    conn: Connection, source_id: int, incoming: list[_Incoming], now: datetime
-) -> list[_Incoming]:
+    conn: Connection, source_id: int, incoming: Sequence[_Incoming], now: datetime
+) -> Sequence[_Incoming]:
     """The entries retention has not removed before; the others' tombstones are marked
     seen, so they live as long as the source keeps listing them."""
     if not incoming:
@@ -1288,12 +1293,8 @@ class _Existing:
     story_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Incoming:
-    key: str
-    content_hash: str
-    story_keys: tuple[str, ...]
-    entry: ParsedEntry
+# An entry as the store writes it: what follows from the entry alone, computed once.
+_Incoming = dedupe.PreparedEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -1304,22 +1305,25 @@ class _Matching:
     keys: tuple[int, ...]
 
 
-def _incoming(parsed: Iterable[ParsedEntry]) -> list[_Incoming]:
-    return [
-        _Incoming(
-            dedupe.entry_key(entry), dedupe.entry_hash(entry), dedupe.story_keys(entry), entry
-        )
-        for entry in dedupe.unique_entries(parsed)
-    ]
-
-
 def _matching(entry: ParsedEntry, first_seen: datetime) -> _Matching:
     fp = dedupe.fingerprint(entry, _effective_time(entry.published, entry.updated, first_seen))
     return _Matching(fp, dedupe.candidate_keys(fp))
 
 
+def _placed(item: _Incoming, first_seen: datetime) -> _Matching:
+    """A prepared entry's fingerprint at its effective time (candidate keys do not depend
+    on the time)."""
+    entry = item.entry
+    at = _effective_time(entry.published, entry.updated, first_seen)
+    return _Matching(replace(item.fingerprint, at=at), item.candidate_keys)
+
+
 def _save_entries(
-    conn: Connection, source_id: int, source_name: str, incoming: list[_Incoming], now: datetime
+    conn: Connection,
+    source_id: int,
+    source_name: str,
+    incoming: Sequence[_Incoming],
+    now: datetime,
 ) -> SaveCounts:
     if not incoming:
         return SaveCounts()
@@ -1348,7 +1352,7 @@ def _save_entries(
         conn.execute(update(entries).where(entries.c.id.in_(ids)).values(last_seen=now))
 
     # Fingerprints only for what is written: most entries of a re-polled feed are unchanged.
-    matching = {item.key: _matching(item.entry, now) for item in fresh}
+    matching = {item.key: _placed(item, now) for item in fresh}
     touched: set[int] = set()
     marks: list[tuple[int, int, int, _Matching]] = []  # entry, story, source, fingerprint
     if changed:
@@ -1360,9 +1364,7 @@ def _save_entries(
         _forget_fingerprints(conn, [row.id for row, _ in changed])
         # A changed entry stays in its story (its uid is already out there); what it now
         # says becomes a way in to that story for copies to come.
-        marks.extend(
-            (row.id, row.story_id, source_id, _matching(item.entry, now)) for row, item in changed
-        )
+        marks.extend((row.id, row.story_id, source_id, _placed(item, now)) for row, item in changed)
 
     key_owner = _story_keys_of(conn, [*fresh, *(item for _, item in changed)])
     new_keys: dict[str, int] = {}
