@@ -15,6 +15,7 @@ import hashlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -45,6 +46,9 @@ log = logging.getLogger("aggregator.poll")
 
 # Below this many documents a process pool costs more to start than it saves.
 POOL_THRESHOLD = 8
+# At most this many polls without entries share one transaction: a bigger group holds
+# SQLite's write lock longer and loses more to one kill -9 (which loses no consistency).
+GROUP_COMMIT = 200
 # Only these answers' Retry-After speaks for the whole host (RFC 9110 10.2.3, RFC 6585 4).
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 # No claim is shorter: a poller that dies is replaced after this long at worst.
@@ -124,8 +128,10 @@ class Poller:
         self.owner = owner or new_owner("poll")
         self.rng = rng or random.Random()
         self.unreleased: set[str] = set()
-        # SQLite takes one writer at a time; serialising here keeps the wait out of the database.
-        self._write_lock = asyncio.Lock()
+        # SQLite takes one writer at a time: one writer task here keeps the wait out of
+        # the database, and writes what queued meanwhile as a group (`_drain`).
+        self._queue: deque[tuple[PollRecord, asyncio.Future[SaveCounts]]] = deque()
+        self._writer: asyncio.Task[None] | None = None
 
     def policy(self, source: SourceConfig) -> Policy:
         return policy_for(self.config, source)
@@ -342,8 +348,58 @@ class Poller:
         return result
 
     async def _write(self, record: PollRecord) -> SaveCounts:
-        async with self._write_lock:
-            return await asyncio.to_thread(self.store.record_poll, record)
+        """Store `record` in a transaction of its own, or grouped with other polls that
+        bring no entries; returns once it is committed, raises what the database raised."""
+        future: asyncio.Future[SaveCounts] = asyncio.get_running_loop().create_future()
+        self._queue.append((record, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        """Write the queue, oldest first: a poll that stored entries alone (its transaction
+        is big enough to pay its commit), the polls without entries that queued while
+        the last write ran together, up to GROUP_COMMIT of them."""
+        batch: list[tuple[PollRecord, asyncio.Future[SaveCounts]]] = []
+        try:
+            while self._queue:
+                batch = [self._queue.popleft()]
+                if batch[0][0].feed is None:
+                    while (
+                        self._queue and self._queue[0][0].feed is None and len(batch) < GROUP_COMMIT
+                    ):
+                        batch.append(self._queue.popleft())
+                await self._write_batch(batch)
+                batch = []
+        finally:
+            # Cancelled (the pass or the daemon is stopping): nobody may wait forever.
+            for _, future in [*batch, *self._queue]:
+                if not future.done():
+                    future.cancel()
+            self._queue.clear()
+
+    async def _write_batch(
+        self, batch: list[tuple[PollRecord, asyncio.Future[SaveCounts]]]
+    ) -> None:
+        records = [record for record, _ in batch]
+        try:
+            counts = await asyncio.to_thread(self.store.record_polls, records)
+        except Exception as error:
+            if len(batch) == 1:
+                _settle(batch[0][1], error=error)
+                return
+            # One poll the database refuses must not fail the others, and each failure
+            # must name its own source: write them one by one.
+            for record, future in batch:
+                try:
+                    one = await asyncio.to_thread(self.store.record_poll, record)
+                except Exception as single:
+                    _settle(future, error=single)
+                else:
+                    _settle(future, counts=one)
+            return
+        for (_, future), one in zip(batch, counts, strict=True):
+            _settle(future, counts=one)
 
     async def poll_one(self, state: SourceState) -> SourceResult:
         """`poll_source`, where a bug costs this one source (logged, its claim released)."""
@@ -397,6 +453,21 @@ class Poller:
 
         await asyncio.gather(*(one(state) for state in states))
         return summary
+
+
+def _settle(
+    future: asyncio.Future[SaveCounts],
+    *,
+    counts: SaveCounts | None = None,
+    error: BaseException | None = None,
+) -> None:
+    if future.done():  # its poll was cancelled meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert counts is not None
+        future.set_result(counts)
 
 
 def policy_for(config: Config, source: SourceConfig) -> Policy:

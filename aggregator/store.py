@@ -680,47 +680,57 @@ class Store:
         same document started) instead of starting one.
         Raises UnknownSourceError when `record.source` was never synced.
         """
+        return self.record_polls([record])[0]
+
+    def record_polls(self, records: Sequence[PollRecord]) -> list[SaveCounts]:
+        """`record_poll` of each record, all in one transaction (a group commit): each
+        poll's writes are whole, and all of them are kept or none is. For the many
+        polls that bring no entries (304s, same bytes, failures) one commit, not one
+        each, is what a pass over thousands of sources pays."""
         # Identity, hashes and fingerprints are pure work: done before the write lock is
         # taken, and by the parser worker when the poll ran one (`record.prepared`).
-        incoming: Sequence[_Incoming] = ()
-        if record.prepared is not None:
-            incoming = record.prepared
-        elif record.feed is not None:
-            incoming = dedupe.prepare(record.feed.entries)
+        incoming = [_prepared_entries(record) for record in records]
         with self._write() as conn:
-            source = conn.execute(
-                select(
-                    sources.c.id,
-                    sources.c.feed_title,
-                    sources.c.site_link,
-                    sources.c.url,
-                    sources.c.host,
-                ).where(sources.c.name == record.source)
-            ).one_or_none()
-            if source is None:
-                raise UnknownSourceError(record.source)
-            values = _polling_state(record, sources.c.error_count)
-            if record.new_url and record.new_url != source.url:
-                values |= {
-                    "moved_from": source.url,
-                    "moved_at": record.polled_at,
-                    "host": host_of(record.new_url),
-                }
-            conn.execute(update(sources).where(sources.c.id == source.id).values(values))
-            if record.host_not_before is not None and source.host:
-                _hold_host(conn, source.host, record.host_not_before, record.error)
-            incoming = _without_tombstoned(conn, source.id, incoming, record.polled_at)
-            counts = _save_entries(conn, source.id, record.source, incoming, record.polled_at)
-            _log_poll(conn, source.id, record, counts)
-            feed = record.feed
-            # The source's title, home page and URL show in every output entry's <source>.
-            source_changed = record.new_url is not None or (
-                feed is not None
-                and (feed.title, feed.link) != (source.feed_title, source.site_link)
-            )
-            if counts.new or counts.updated or source_changed:
-                _bump_data_version(conn)
-            return counts
+            return [
+                self._record(conn, record, items)
+                for record, items in zip(records, incoming, strict=True)
+            ]
+
+    def _record(
+        self, conn: Connection, record: PollRecord, incoming: Sequence[_Incoming]
+    ) -> SaveCounts:
+        source = conn.execute(
+            select(
+                sources.c.id,
+                sources.c.feed_title,
+                sources.c.site_link,
+                sources.c.url,
+                sources.c.host,
+            ).where(sources.c.name == record.source)
+        ).one_or_none()
+        if source is None:
+            raise UnknownSourceError(record.source)
+        values = _polling_state(record, sources.c.error_count)
+        if record.new_url and record.new_url != source.url:
+            values |= {
+                "moved_from": source.url,
+                "moved_at": record.polled_at,
+                "host": host_of(record.new_url),
+            }
+        conn.execute(update(sources).where(sources.c.id == source.id).values(values))
+        if record.host_not_before is not None and source.host:
+            _hold_host(conn, source.host, record.host_not_before, record.error)
+        incoming = _without_tombstoned(conn, source.id, incoming, record.polled_at)
+        counts = _save_entries(conn, source.id, record.source, incoming, record.polled_at)
+        _log_poll(conn, source.id, record, counts)
+        feed = record.feed
+        # The source's title, home page and URL show in every output entry's <source>.
+        source_changed = record.new_url is not None or (
+            feed is not None and (feed.title, feed.link) != (source.feed_title, source.site_link)
+        )
+        if counts.new or counts.updated or source_changed:
+            _bump_data_version(conn)
+        return counts
 
     # -- reading stories -----------------------------------------------------
 
@@ -1303,6 +1313,14 @@ class _Matching:
 
     fingerprint: dedupe.Fingerprint
     keys: tuple[int, ...]
+
+
+def _prepared_entries(record: PollRecord) -> Sequence[_Incoming]:
+    if record.prepared is not None:
+        return record.prepared
+    if record.feed is not None:
+        return dedupe.prepare(record.feed.entries)
+    return ()
 
 
 def _matching(entry: ParsedEntry, first_seen: datetime) -> _Matching:
