@@ -691,46 +691,36 @@ class Store:
         # taken, and by the parser worker when the poll ran one (`record.prepared`).
         incoming = [_prepared_entries(record) for record in records]
         with self._write() as conn:
-            return [
-                self._record(conn, record, items)
-                for record, items in zip(records, incoming, strict=True)
-            ]
-
-    def _record(
-        self, conn: Connection, record: PollRecord, incoming: Sequence[_Incoming]
-    ) -> SaveCounts:
-        source = conn.execute(
-            select(
-                sources.c.id,
-                sources.c.feed_title,
-                sources.c.site_link,
-                sources.c.url,
-                sources.c.host,
-            ).where(sources.c.name == record.source)
-        ).one_or_none()
-        if source is None:
-            raise UnknownSourceError(record.source)
-        values = _polling_state(record, sources.c.error_count)
-        if record.new_url and record.new_url != source.url:
-            values |= {
-                "moved_from": source.url,
-                "moved_at": record.polled_at,
-                "host": host_of(record.new_url),
-            }
-        conn.execute(update(sources).where(sources.c.id == source.id).values(values))
-        if record.host_not_before is not None and source.host:
-            _hold_host(conn, source.host, record.host_not_before, record.error)
-        incoming = _without_tombstoned(conn, source.id, incoming, record.polled_at)
-        counts = _save_entries(conn, source.id, record.source, incoming, record.polled_at)
-        _log_poll(conn, source.id, record, counts)
-        feed = record.feed
-        # The source's title, home page and URL show in every output entry's <source>.
-        source_changed = record.new_url is not None or (
-            feed is not None and (feed.title, feed.link) != (source.feed_title, source.site_link)
-        )
-        if counts.new or counts.updated or source_changed:
-            _bump_data_version(conn)
-        return counts
+            known: dict[str, Any] = {}
+            for names in _chunks(sorted({record.source for record in records})):
+                for row in conn.execute(
+                    select(
+                        sources.c.id,
+                        sources.c.name,
+                        sources.c.feed_title,
+                        sources.c.site_link,
+                        sources.c.url,
+                        sources.c.host,
+                    ).where(sources.c.name.in_(names))
+                ):
+                    known[row.name] = row
+            counts: list[SaveCounts] = []
+            changed = False
+            for record, items in zip(records, incoming, strict=True):
+                source = known.get(record.source)
+                if source is None:
+                    raise UnknownSourceError(record.source)
+                one, source_changed = _record(conn, source, record, items)
+                counts.append(one)
+                changed = changed or bool(one.new or one.updated or source_changed)
+            # The bookkeeping of every poll of the group (the sources' polling state, the
+            # history lines, the day tallies) in a few executemany statements.
+            ids = [known[record.source].id for record in records]
+            _update_sources(conn, list(zip(ids, records, strict=True)))
+            _log_polls(conn, list(zip(ids, records, counts, strict=True)))
+            if changed:
+                _bump_data_version(conn)
+            return counts
 
     # -- reading stories -----------------------------------------------------
 
@@ -1100,51 +1090,103 @@ _OUTCOME_COLUMN = {
 }
 
 
-def _log_poll(conn: Connection, source_id: int, record: PollRecord, counts: SaveCounts) -> None:
-    """The poll's line in the source's history and its day's tally, in the poll's own
-    transaction; the history is cut back to its last POLL_HISTORY lines."""
-    conn.execute(
-        insert(polls).values(
-            source_id=source_id,
-            polled_at=record.polled_at,
-            status=record.status,
-            http_status=record.http_status,
-            bytes=record.fetched_bytes,
-            new=counts.new,
-            updated=counts.updated,
-            duration=record.duration,
-            error=record.error,
+def _record(
+    conn: Connection, source: Row[Any], record: PollRecord, incoming: Sequence[_Incoming]
+) -> tuple[SaveCounts, bool]:
+    """The entries of one poll and what only it needs (a move, a host's hold); returns what
+    the entries did and whether the source's own title, link or URL changed."""
+    if record.new_url and record.new_url != source.url:
+        conn.execute(
+            update(sources)
+            .where(sources.c.id == source.id)
+            .values(moved_from=source.url, moved_at=record.polled_at, host=host_of(record.new_url))
         )
+    if record.host_not_before is not None and source.host:
+        _hold_host(conn, source.host, record.host_not_before, record.error)
+    incoming = _without_tombstoned(conn, source.id, incoming, record.polled_at)
+    counts = _save_entries(conn, source.id, record.source, incoming, record.polled_at)
+    feed = record.feed
+    # The source's title, home page and URL show in every output entry's <source>.
+    source_changed = record.new_url is not None or (
+        feed is not None and (feed.title, feed.link) != (source.feed_title, source.site_link)
+    )
+    return counts, source_changed
+
+
+def _update_sources(conn: Connection, done: Sequence[tuple[int, PollRecord]]) -> None:
+    """Each source's polling state after its poll: one executemany per shape of update
+    (the columns a 304 sets differ from those a parsed document sets)."""
+    shapes: dict[tuple[tuple[str, ...], bool], list[dict[str, Any]]] = {}
+    for source_id, record in done:
+        values = _polling_state(record)
+        shape = (tuple(sorted(values)), record.status == "error")
+        params = {f"b_{name}": value for name, value in values.items()}
+        shapes.setdefault(shape, []).append({"b_id": source_id, **params})
+    for (names, failed), rows in shapes.items():
+        columns: dict[str, Any] = {name: bindparam(f"b_{name}") for name in names}
+        columns["error_count"] = sources.c.error_count + 1 if failed else 0
+        conn.execute(update(sources).where(sources.c.id == bindparam("b_id")).values(columns), rows)
+
+
+def _log_polls(conn: Connection, done: Sequence[tuple[int, PollRecord, SaveCounts]]) -> None:
+    """Each poll's line in its source's history and its day's tally, in the polls' own
+    transaction; each history is cut back to its last POLL_HISTORY lines."""
+    if not done:
+        return
+    conn.execute(
+        insert(polls),
+        [
+            {
+                "source_id": source_id,
+                "polled_at": record.polled_at,
+                "status": record.status,
+                "http_status": record.http_status,
+                "bytes": record.fetched_bytes,
+                "new": counts.new,
+                "updated": counts.updated,
+                "duration": record.duration,
+                "error": record.error,
+            }
+            for source_id, record, counts in done
+        ],
     )
     oldest_kept = (
         select(polls.c.id)
-        .where(polls.c.source_id == source_id)
+        .where(polls.c.source_id == bindparam("b_source"))
         .order_by(polls.c.id.desc())
         .offset(POLL_HISTORY - 1)
         .limit(1)
         .scalar_subquery()
     )
-    conn.execute(polls.delete().where(polls.c.source_id == source_id, polls.c.id < oldest_kept))
-    tally = dict.fromkeys(("ok", "not_modified", "unchanged", "errors"), 0)
-    column = _OUTCOME_COLUMN.get(record.status)
-    if column is not None:
-        tally[column] = 1
-    values = {
-        "source_id": source_id,
-        "day": record.polled_at.astimezone(UTC).date(),
-        "polls": 1,
-        **tally,
-        "new": counts.new,
-        "updated": counts.updated,
-        "bytes": record.fetched_bytes,
-    }
-    statement = _upsert(conn)(poll_days).values(values)
+    conn.execute(
+        polls.delete().where(polls.c.source_id == bindparam("b_source"), polls.c.id < oldest_kept),
+        [{"b_source": source_id} for source_id in dict.fromkeys(item[0] for item in done)],
+    )
+    tallies = []
+    for source_id, record, counts in done:
+        tally = dict.fromkeys(("ok", "not_modified", "unchanged", "errors"), 0)
+        column = _OUTCOME_COLUMN.get(record.status)
+        if column is not None:
+            tally[column] = 1
+        tallies.append(
+            {
+                "source_id": source_id,
+                "day": record.polled_at.astimezone(UTC).date(),
+                "polls": 1,
+                **tally,
+                "new": counts.new,
+                "updated": counts.updated,
+                "bytes": record.fetched_bytes,
+            }
+        )
+    statement = _upsert(conn)(poll_days)
     added = ("polls", "ok", "not_modified", "unchanged", "errors", "new", "updated", "bytes")
     conn.execute(
         statement.on_conflict_do_update(
             index_elements=[poll_days.c.source_id, poll_days.c.day],
             set_={name: poll_days.c[name] + statement.excluded[name] for name in added},
-        )
+        ),
+        tallies,
     )
 
 
@@ -1208,14 +1250,14 @@ def _source_state(row: Row[Any]) -> SourceState:
     )
 
 
-def _polling_state(record: PollRecord, error_count: Any) -> dict[str, Any]:
+def _polling_state(record: PollRecord) -> dict[str, Any]:
+    """The columns of `sources` a poll sets (error_count aside: `_update_sources`)."""
     values: dict[str, Any] = {
         "last_polled_at": record.polled_at,
         "last_status": record.status,
         "last_error": record.error,
         "next_poll_at": record.next_poll_at,
         "http_status": record.http_status,
-        "error_count": error_count + 1 if record.status == "error" else 0,
         # The poll's result ends its claim, in the transaction that stores what it found.
         "claimed_by": None,
         "lease_until": None,
