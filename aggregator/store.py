@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-import alembic.command
-import alembic.config
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -414,6 +412,11 @@ class Store:
 
     def upgrade(self) -> None:
         """Apply every Alembic migration not yet applied (alembic upgrade head)."""
+        # Imported here: Alembic (and Mako) cost a tenth of the start-up of every command,
+        # and only `db upgrade` and the daemon's start need them.
+        import alembic.command
+        import alembic.config
+
         with self._write() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(select(func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
