@@ -1704,7 +1704,9 @@ _FINGERPRINT_COLUMNS = (
 def _binder(conn: Connection, column: Column[Any]) -> Callable[[Any], Any]:
     """What SQLAlchemy would send the driver for a value of `column` (its type's bind
     processing for this dialect: UTC datetimes as SQLite text, booleans as integers)."""
-    processor = column.type.bind_processor(conn.dialect)
+    # The dialect's own implementation: a TypeDecorator's bind_processor alone would hand
+    # the driver a naive datetime, which sqlite3 writes in another text form than SQLAlchemy.
+    processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     return processor if processor is not None else _same
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -346,6 +347,24 @@ def test_an_entry_the_database_refuses_rolls_back_the_whole_poll(synced: Store) 
     assert synced.data_version() == version
     # Nothing half-written blocks the retry: the same document stores cleanly afterwards.
     assert synced.record_poll(poll("alpha", entry(2), at=T0 + 2 * HOUR)) == SaveCounts(new=1)
+
+
+def test_times_written_past_sqlalchemy_are_stored_as_sqlalchemy_stores_them(
+    synced: Store, db_url: str
+) -> None:
+    """Fingerprints and candidate keys go to the driver directly: their times must be the
+    same text (SQLite) as every other column's, or the candidate window compares wrongly."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("only SQLite stores times as text")
+    whole = T0.replace(minute=0, second=0, microsecond=0)
+    text = "<p>" + " ".join(f"word{n}" for n in range(40)) + "</p>"  # long enough for MinHash
+    synced.record_poll(poll("alpha", entry(1, published=whole, summary=text)))
+    with closing(sqlite3.connect(db_url.removeprefix("sqlite:///"))) as raw:
+        published = raw.execute("SELECT published FROM entries").fetchone()[0]
+        times = {row[0] for row in raw.execute("SELECT at FROM match_keys")}
+        times |= {row[0] for row in raw.execute("SELECT at FROM entry_fingerprints")}
+    assert published == whole.strftime("%Y-%m-%d %H:%M:%S.%f")
+    assert times == {published}
 
 
 def test_a_group_of_polls_is_one_transaction_each_poll_as_alone(synced: Store) -> None:
