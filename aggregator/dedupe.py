@@ -26,6 +26,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aggregator.fingerprint import (
@@ -34,6 +35,7 @@ from aggregator.fingerprint import (
     candidate_keys,
     contradicts,
     fingerprint,
+    fingerprints,
     same_story,
 )
 from aggregator.model import ParsedEntry
@@ -390,6 +392,44 @@ def unique_entries(entries: Iterable[ParsedEntry]) -> tuple[ParsedEntry, ...]:
     return tuple(kept)
 
 
+# The time a prepared fingerprint carries until the store knows when the entry was first
+# seen (`at` is the effective published time, which a date far ahead cannot be).
+UNPLACED = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedEntry:
+    """An entry with everything that follows from it alone: its key and content hash,
+    its strong keys, its fingerprint (whose `at` is UNPLACED: the store gives it the
+    effective time) and candidate keys. Computed in the parser worker that parsed the
+    entry, so the writer only looks keys up and writes."""
+
+    entry: ParsedEntry
+    key: str
+    content_hash: str
+    story_keys: tuple[str, ...]
+    fingerprint: Fingerprint
+    candidate_keys: tuple[int, ...]
+
+
+def prepare(entries: Iterable[ParsedEntry]) -> tuple[PreparedEntry, ...]:
+    """A document's entries, later repeats of a key dropped, each with what `PreparedEntry`
+    holds. Pure: the same entries give the same values whichever parser made them."""
+    unique = unique_entries(entries)
+    prints = fingerprints([(entry, UNPLACED) for entry in unique])
+    return tuple(
+        PreparedEntry(
+            entry=entry,
+            key=entry_key(entry),
+            content_hash=entry_hash(entry),
+            story_keys=story_keys(entry),
+            fingerprint=print_,
+            candidate_keys=candidate_keys(print_),
+        )
+        for entry, print_ in zip(unique, prints, strict=True)
+    )
+
+
 def story_uid(source: str, key: str) -> str:
     """The output id of a story first seen as entry `key` of `source`; stable by construction."""
     return "urn:uuid:" + str(uuid.uuid5(_STORY_NAMESPACE, f"{source}\x00{key}"))
@@ -407,6 +447,7 @@ __all__ = [
     "Newcomer",
     "Placement",
     "Placements",
+    "PreparedEntry",
     "article_url",
     "candidate_keys",
     "canonical_url",
@@ -414,6 +455,7 @@ __all__ = [
     "entry_key",
     "fingerprint",
     "place",
+    "prepare",
     "same_story",
     "story_keys",
     "story_uid",

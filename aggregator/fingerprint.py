@@ -5,8 +5,9 @@ that share a candidate key (`candidate_keys`: the specific title, the text's fir
 words, MinHash bands) are compared by `same_story`, which says why they are one
 story or returns None. Pure functions only: `dedupe.place` and the store build on them.
 
-Text similarity is MinHash over word 3-shingles (datasketch's `MinHash`, with a
-pinned permutation scheme and seed so stored signatures stay comparable across
+Text similarity is MinHash over word 3-shingles (datasketch 2.0's `MinHash` with
+its "affine32" scheme and a pinned seed, computed here for a whole document at once
+with numpy, bit for bit the same, so stored signatures stay comparable across
 releases). MinHash rather than SimHash because summaries are short: one edited word
 in a 30-word summary moves about ten of SimHash's 64 bits — as far as unrelated
 texts — while MinHash still estimates a Jaccard similarity near 0.8. datasketch's
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -61,7 +63,6 @@ NUM_PERM = 48
 BANDS = 12
 ROWS = NUM_PERM // BANDS
 _MINHASH_SEED = 20210604
-_MINHASH_SCHEME = "affine32"
 _SIGNATURE = struct.Struct(f"<{NUM_PERM}I")
 # Thresholds on the estimated similarity of two texts (see `_text_relation`).
 SAME_JACCARD = 0.5
@@ -178,22 +179,38 @@ def entry_text(entry: ParsedEntry) -> tuple[str, bool]:
 
 def fingerprint(entry: ParsedEntry, at: datetime) -> Fingerprint:
     """The fingerprint of `entry`, whose effective published time is `at`."""
-    title = normalise_title(entry.title or "")
-    text, truncated = entry_text(entry)
-    words = folded_words(text)
-    if truncated and words:
-        words = words[:-1]  # a cut may fall inside the last word
-    shingles = _shingles(words)
-    return Fingerprint(
-        title=title,
-        title_specific=title_is_specific(title),
-        lead=tuple(words[:KEEP_WORDS]),
-        words=len(words),
-        shingles=len(shingles),
-        truncated=truncated,
-        signature=_minhash(shingles) if len(words) >= TEXT_MIN_WORDS else None,
-        at=at,
+    return fingerprints([(entry, at)])[0]
+
+
+def fingerprints(entries: Sequence[tuple[ParsedEntry, datetime]]) -> list[Fingerprint]:
+    """`fingerprint` of each (entry, effective time): the MinHash of a whole document's
+    texts in one vectorised pass, which costs little more than one text's."""
+    texts: list[tuple[str, bool, list[str], set[bytes]]] = []
+    for entry, _ in entries:
+        title = normalise_title(entry.title or "")
+        text, truncated = entry_text(entry)
+        words = folded_words(text)
+        if truncated and words:
+            words = words[:-1]  # a cut may fall inside the last word
+        texts.append((title, truncated, words, _shingles(words)))
+    signatures = _minhashes(
+        [shingles for _, _, words, shingles in texts if len(words) >= TEXT_MIN_WORDS]
     )
+    result: list[Fingerprint] = []
+    for (title, truncated, words, shingles), (_, at) in zip(texts, entries, strict=True):
+        result.append(
+            Fingerprint(
+                title=title,
+                title_specific=title_is_specific(title),
+                lead=tuple(words[:KEEP_WORDS]),
+                words=len(words),
+                shingles=len(shingles),
+                truncated=truncated,
+                signature=next(signatures) if len(words) >= TEXT_MIN_WORDS else None,
+                at=at,
+            )
+        )
+    return result
 
 
 def candidate_keys(fp: Fingerprint) -> tuple[int, ...]:
@@ -297,33 +314,50 @@ def _titles_related(a: str, b: str) -> bool:
 def _shingles(words: list[str]) -> set[bytes]:
     if len(words) < SHINGLE_WORDS:
         return {" ".join(words).encode()} if words else set()
-    return {
-        " ".join(words[i : i + SHINGLE_WORDS]).encode()
-        for i in range(len(words) - SHINGLE_WORDS + 1)
-    }
+    return {f"{a} {b} {c}".encode() for a, b, c in zip(words, words[1:], words[2:], strict=False)}
 
 
 @lru_cache(maxsize=1)
-def _minhash_template() -> Any:
-    # Imported here: numpy and scipy (through datasketch) cost half a second to load,
-    # which commands that never store entries (check, preview, build) need not pay.
-    from datasketch import MinHash
+def _permutations() -> tuple[Any, Any]:
+    # datasketch 2.0's "affine32" scheme, which the stored signatures were made with
+    # (tests/test_fingerprint.py compares the two bit for bit): `a` odd, `b` any, drawn
+    # in this order from numpy's legacy generator seeded with _MINHASH_SEED. Imported
+    # here: numpy costs a tenth of a second to load, which most commands need not pay.
+    import numpy as np
 
-    return MinHash(num_perm=NUM_PERM, seed=_MINHASH_SEED, scheme=_MINHASH_SCHEME)
+    generator = np.random.RandomState(_MINHASH_SEED)
+    a = generator.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = generator.randint(0, 1 << 32, NUM_PERM, dtype=np.uint32)
+    return a, b
 
 
-def _minhash(shingles: set[bytes]) -> tuple[int, ...]:
-    from datasketch import MinHash
+def _minhashes(texts: Sequence[set[bytes]]) -> Iterator[tuple[int, ...]]:
+    """The MinHash signature of each non-empty set of shingles, in order.
 
-    template = _minhash_template()
-    sketch = MinHash(
-        num_perm=NUM_PERM,
-        seed=_MINHASH_SEED,
-        scheme=_MINHASH_SCHEME,
-        permutations=template.permutations,
-    )
-    sketch.update_batch(sorted(shingles))
-    return tuple(int(value) for value in sketch.hashvalues)
+    As datasketch's `MinHash(num_perm=NUM_PERM, seed=_MINHASH_SEED, scheme="affine32")`
+    updated with the shingles: the first 4 bytes of each shingle's SHA-1 (little
+    endian), mixed by the MurmurHash3 finalizer, then `a * h + b mod 2**32` per
+    permutation, the minimum per permutation. Here every text of a document goes
+    through numpy at once (`minimum.reduceat` over the texts' runs of hashes) instead
+    of one MinHash object and a handful of small arrays per text.
+    """
+    if not texts:
+        return iter(())
+    import numpy as np
+
+    sha1 = hashlib.sha1
+    digests = b"".join(sha1(shingle).digest()[:4] for shingles in texts for shingle in shingles)
+    starts = np.cumsum([0, *(len(shingles) for shingles in texts[:-1])])
+    hv = np.frombuffer(digests, dtype="<u4").astype(np.uint32)
+    hv ^= hv >> np.uint32(16)
+    hv *= np.uint32(0x85EBCA6B)
+    hv ^= hv >> np.uint32(13)
+    hv *= np.uint32(0xC2B2AE35)
+    hv ^= hv >> np.uint32(16)
+    a, b = _permutations()
+    permuted = hv[:, None] * a + b  # wraps around: the modulo 2**32 of the scheme
+    minima = np.minimum.reduceat(permuted, starts, axis=0)
+    return iter([tuple(row) for row in minima.tolist()])
 
 
 def _key(kind: bytes, payload: bytes) -> int:

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aggregator.dedupe import PreparedEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +179,8 @@ class PollRecord:
     new_url: str | None = None  # a permanent redirect's target, used from now on
     error: str | None = None
     feed: ParsedFeed | None = None  # present when status is "ok"
+    # `dedupe.prepare(feed.entries)`, when the parser worker did it; else the store does.
+    prepared: tuple[PreparedEntry, ...] | None = None
     # A 429/503 Retry-After: no source on this source's host is claimed before then.
     host_not_before: datetime | None = None
     # For the poll history of the status pages: body bytes after decompression, seconds.

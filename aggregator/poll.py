@@ -15,6 +15,7 @@ import hashlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -26,9 +27,10 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher, FetchError, FetchResponse, HostHeld
-from aggregator.model import ParsedFeed, PollRecord, SaveCounts, SourceState
+from aggregator.model import PollRecord, SaveCounts, SourceState
 from aggregator.owners import is_dead, new_owner, retire
-from aggregator.parse import ParseError, parse_document
+from aggregator.parse import ParseError
+from aggregator.prepare import PreparedFeed, parse_and_prepare
 from aggregator.schedule import (
     MAX_RETRY_AFTER,
     Outcome,
@@ -44,6 +46,9 @@ log = logging.getLogger("aggregator.poll")
 
 # Below this many documents a process pool costs more to start than it saves.
 POOL_THRESHOLD = 8
+# At most this many polls without entries share one transaction: a bigger group holds
+# SQLite's write lock longer and loses more to one kill -9 (which loses no consistency).
+GROUP_COMMIT = 200
 # Only these answers' Retry-After speaks for the whole host (RFC 9110 10.2.3, RFC 6585 4).
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 # No claim is shorter: a poller that dies is replaced after this long at worst.
@@ -131,8 +136,10 @@ class Poller:
         self.owner = owner or new_owner("poll")
         self.rng = rng or random.Random()
         self.unreleased: set[str] = set()
-        # SQLite takes one writer at a time; serialising here keeps the wait out of the database.
-        self._write_lock = asyncio.Lock()
+        # SQLite takes one writer at a time: one writer task here keeps the wait out of
+        # the database, and writes what queued meanwhile as a group (`_drain`).
+        self._queue: deque[tuple[PollRecord, asyncio.Future[SaveCounts]]] = deque()
+        self._writer: asyncio.Task[None] | None = None
 
     def policy(self, source: SourceConfig) -> Policy:
         return policy_for(self.config, source)
@@ -166,14 +173,14 @@ class Poller:
             )
 
         try:
-            feed = await self._parse(response, state.name)
+            parsed = await self._parse(response, state.name)
         except ParseError as error:
             # Validators are deliberately not stored: the next poll fetches and parses in
             # full, so a fixed feed (or a fixed parser) is picked up at once.
             return await self._failed(state, source, location, error, started, response)
 
         return await self._finish(
-            state, source, location, "ok", started, response, body_hash=body_hash, feed=feed
+            state, source, location, "ok", started, response, body_hash=body_hash, parsed=parsed
         )
 
     async def _fetch(self, state: SourceState) -> FetchResponse:
@@ -187,10 +194,12 @@ class Poller:
             allow_private=self.config.sources[state.name].allow_private,
         )
 
-    async def _parse(self, response: FetchResponse, name: str) -> ParsedFeed:
+    async def _parse(self, response: FetchResponse, name: str) -> PreparedFeed:
         # A partial of a module-level function pickles, so it can cross to a worker process.
+        # The worker also prepares the entries (keys, hashes, fingerprints): the writer
+        # is the one part of a poll that cannot run on both cores.
         job = functools.partial(
-            parse_document,
+            parse_and_prepare,
             response.body,
             url=response.final_url,
             content_type=response.content_type,
@@ -292,9 +301,10 @@ class Poller:
         response: FetchResponse,
         *,
         body_hash: str | None = None,
-        feed: ParsedFeed | None = None,
+        parsed: PreparedFeed | None = None,
     ) -> SourceResult:
         now = self.clock()
+        feed = parsed.feed if parsed is not None else None
         hint = (
             publisher_hint(feed.ttl_minutes, feed.update_period_minutes)
             if feed is not None
@@ -317,6 +327,7 @@ class Poller:
             http_status=response.status or None,
             new_url=response.permanent_url,
             feed=feed,
+            prepared=parsed.entries if parsed is not None else None,
             fetched_bytes=len(response.body),
             duration=time.monotonic() - started,
         )
@@ -345,8 +356,64 @@ class Poller:
         return result
 
     async def _write(self, record: PollRecord) -> SaveCounts:
-        async with self._write_lock:
-            return await asyncio.to_thread(record_poll, self.store, record)
+        """Store `record` in a transaction of its own, or grouped with other polls that
+        bring no entries; returns once it is committed, raises what the database raised."""
+        future: asyncio.Future[SaveCounts] = asyncio.get_running_loop().create_future()
+        self._queue.append((record, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        """Write the queue, oldest first: a poll that stored entries alone (its transaction
+        is big enough to pay its commit), the polls without entries that queued while
+        the last write ran together, up to GROUP_COMMIT of them."""
+        batch: list[tuple[PollRecord, asyncio.Future[SaveCounts]]] = []
+        try:
+            while self._queue:
+                batch = [self._queue.popleft()]
+                if batch[0][0].feed is None:
+                    while (
+                        self._queue and self._queue[0][0].feed is None and len(batch) < GROUP_COMMIT
+                    ):
+                        batch.append(self._queue.popleft())
+                await self._write_batch(batch)
+                batch = []
+        finally:
+            # Cancelled (the pass or the daemon is stopping): nobody may wait forever.
+            for _, future in [*batch, *self._queue]:
+                if not future.done():
+                    future.cancel()
+            self._queue.clear()
+
+    async def _write_batch(
+        self, batch: list[tuple[PollRecord, asyncio.Future[SaveCounts]]]
+    ) -> None:
+        if len(batch) == 1:
+            record, future = batch[0]
+            try:
+                one = await asyncio.to_thread(record_poll, self.store, record)
+            except Exception as error:
+                _settle(future, error=error)
+            else:
+                _settle(future, counts=one)
+            return
+        records = [record for record, _ in batch]
+        try:
+            counts = await asyncio.to_thread(self.store.record_polls, records)
+        except Exception:
+            # One poll the database refuses must not fail the others, and each failure
+            # must name its own source: write them one by one.
+            for record, future in batch:
+                try:
+                    one = await asyncio.to_thread(record_poll, self.store, record)
+                except Exception as single:
+                    _settle(future, error=single)
+                else:
+                    _settle(future, counts=one)
+            return
+        for (_, future), one in zip(batch, counts, strict=True):
+            _settle(future, counts=one)
 
     async def poll_one(self, state: SourceState) -> SourceResult:
         """`poll_source`, where a bug costs this one source (logged, its claim released)."""
@@ -400,6 +467,21 @@ class Poller:
 
         await asyncio.gather(*(one(state) for state in states))
         return summary
+
+
+def _settle(
+    future: asyncio.Future[SaveCounts],
+    *,
+    counts: SaveCounts | None = None,
+    error: BaseException | None = None,
+) -> None:
+    if future.done():  # its poll was cancelled meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert counts is not None
+        future.set_result(counts)
 
 
 def policy_for(config: Config, source: SourceConfig) -> Policy:
@@ -496,7 +578,7 @@ def parser_pool(jobs: int) -> Executor | None:
         return None
     # forkserver: forking a process that already runs threads (uvicorn, SQLite) is unsafe.
     context = get_context("forkserver")
-    context.set_forkserver_preload(["aggregator.parse"])
+    context.set_forkserver_preload(["aggregator.prepare"])
     return ProcessPoolExecutor(max_workers=2, mp_context=context)
 
 

@@ -12,16 +12,14 @@ moment leaves either the old state and old entries or the new ones, never a mix.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-import alembic.command
-import alembic.config
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -415,6 +413,11 @@ class Store:
 
     def upgrade(self) -> None:
         """Apply every Alembic migration not yet applied (alembic upgrade head)."""
+        # Imported here: Alembic (and Mako) cost a tenth of the start-up of every command,
+        # and only `db upgrade` and the daemon's start need them.
+        import alembic.command
+        import alembic.config
+
         with self._write() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(select(func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
@@ -701,40 +704,45 @@ class Store:
         same document started) instead of starting one.
         Raises UnknownSourceError when `record.source` was never synced.
         """
-        # Identity and hashes are pure work: done before the write lock is taken.
-        incoming = _incoming(record.feed.entries) if record.feed is not None else []
+        return self.record_polls([record])[0]
+
+    def record_polls(self, records: Sequence[PollRecord]) -> list[SaveCounts]:
+        """`record_poll` of each record, all in one transaction (a group commit): each
+        poll's writes are whole, and all of them are kept or none is. For the many
+        polls that bring no entries (304s, same bytes, failures) one commit, not one
+        each, is what a pass over thousands of sources pays."""
+        # Identity, hashes and fingerprints are pure work: done before the write lock is
+        # taken, and by the parser worker when the poll ran one (`record.prepared`).
+        incoming = [_prepared_entries(record) for record in records]
         with self._write() as conn:
-            source = conn.execute(
-                select(
-                    sources.c.id,
-                    sources.c.feed_title,
-                    sources.c.site_link,
-                    sources.c.url,
-                    sources.c.host,
-                ).where(sources.c.name == record.source)
-            ).one_or_none()
-            if source is None:
-                raise UnknownSourceError(record.source)
-            values = _polling_state(record, sources.c.error_count)
-            if record.new_url and record.new_url != source.url:
-                values |= {
-                    "moved_from": source.url,
-                    "moved_at": record.polled_at,
-                    "host": host_of(record.new_url),
-                }
-            conn.execute(update(sources).where(sources.c.id == source.id).values(values))
-            if record.host_not_before is not None and source.host:
-                _hold_host(conn, source.host, record.host_not_before, record.error)
-            incoming = _without_tombstoned(conn, source.id, incoming, record.polled_at)
-            counts = _save_entries(conn, source.id, record.source, incoming, record.polled_at)
-            _log_poll(conn, source.id, record, counts)
-            feed = record.feed
-            # The source's title, home page and URL show in every output entry's <source>.
-            source_changed = record.new_url is not None or (
-                feed is not None
-                and (feed.title, feed.link) != (source.feed_title, source.site_link)
-            )
-            if counts.new or counts.updated or source_changed:
+            known: dict[str, Any] = {}
+            for names in _chunks(sorted({record.source for record in records})):
+                for row in conn.execute(
+                    select(
+                        sources.c.id,
+                        sources.c.name,
+                        sources.c.feed_title,
+                        sources.c.site_link,
+                        sources.c.url,
+                        sources.c.host,
+                    ).where(sources.c.name.in_(names))
+                ):
+                    known[row.name] = row
+            counts: list[SaveCounts] = []
+            changed = False
+            for record, items in zip(records, incoming, strict=True):
+                source = known.get(record.source)
+                if source is None:
+                    raise UnknownSourceError(record.source)
+                one, source_changed = _record(conn, source, record, items)
+                counts.append(one)
+                changed = changed or bool(one.new or one.updated or source_changed)
+            # The bookkeeping of every poll of the group (the sources' polling state, the
+            # history lines, the day tallies) in a few executemany statements.
+            ids = [known[record.source].id for record in records]
+            _update_sources(conn, list(zip(ids, records, strict=True)))
+            _log_polls(conn, list(zip(ids, records, counts, strict=True)))
+            if changed:
                 _bump_data_version(conn)
             return counts
 
@@ -1000,6 +1008,9 @@ class Store:
                 yield conn
 
 
+# Pages of WAL between automatic checkpoints (4 KB each: 64 MB).
+WAL_CHECKPOINT_PAGES = 16384
+
 # `stories()` has a parameter named `sources`; the table is reached under this name there.
 _sources_table = sources
 
@@ -1027,6 +1038,12 @@ def _configure_sqlite(engine: Engine) -> None:
             # reread the same pages from the OS over and over. Not more than 16 MB: each
             # pooled connection has its own, and it all counts in the daemon's memory.
             cursor.execute("PRAGMA cache_size=-16384")
+            # A checkpoint (copying the WAL into the database, two fsyncs) every 64 MB of
+            # WAL instead of SQLite's 4 MB: a cold poll of thousands of feeds spent a
+            # quarter of its writer's time checkpointing, rewriting the same index pages
+            # again and again; the WAL is cut back to that size after each checkpoint.
+            cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+            cursor.execute(f"PRAGMA journal_size_limit={WAL_CHECKPOINT_PAGES * 4096}")
             cursor.execute("PRAGMA temp_store=MEMORY")
         finally:
             cursor.close()
@@ -1117,8 +1134,8 @@ def _bury(conn: Connection, keys: Sequence[tuple[int, str]], now: datetime) -> N
 
 
 def _without_tombstoned(
-    conn: Connection, source_id: int, incoming: list[_Incoming], now: datetime
-) -> list[_Incoming]:
+    conn: Connection, source_id: int, incoming: Sequence[_Incoming], now: datetime
+) -> Sequence[_Incoming]:
     """The entries retention has not removed before; the others' tombstones are marked
     seen, so they live as long as the source keeps listing them."""
     if not incoming:
@@ -1152,51 +1169,103 @@ _OUTCOME_COLUMN = {
 }
 
 
-def _log_poll(conn: Connection, source_id: int, record: PollRecord, counts: SaveCounts) -> None:
-    """The poll's line in the source's history and its day's tally, in the poll's own
-    transaction; the history is cut back to its last POLL_HISTORY lines."""
-    conn.execute(
-        insert(polls).values(
-            source_id=source_id,
-            polled_at=record.polled_at,
-            status=record.status,
-            http_status=record.http_status,
-            bytes=record.fetched_bytes,
-            new=counts.new,
-            updated=counts.updated,
-            duration=record.duration,
-            error=record.error,
+def _record(
+    conn: Connection, source: Row[Any], record: PollRecord, incoming: Sequence[_Incoming]
+) -> tuple[SaveCounts, bool]:
+    """The entries of one poll and what only it needs (a move, a host's hold); returns what
+    the entries did and whether the source's own title, link or URL changed."""
+    if record.new_url and record.new_url != source.url:
+        conn.execute(
+            update(sources)
+            .where(sources.c.id == source.id)
+            .values(moved_from=source.url, moved_at=record.polled_at, host=host_of(record.new_url))
         )
+    if record.host_not_before is not None and source.host:
+        _hold_host(conn, source.host, record.host_not_before, record.error)
+    incoming = _without_tombstoned(conn, source.id, incoming, record.polled_at)
+    counts = _save_entries(conn, source.id, record.source, incoming, record.polled_at)
+    feed = record.feed
+    # The source's title, home page and URL show in every output entry's <source>.
+    source_changed = record.new_url is not None or (
+        feed is not None and (feed.title, feed.link) != (source.feed_title, source.site_link)
+    )
+    return counts, source_changed
+
+
+def _update_sources(conn: Connection, done: Sequence[tuple[int, PollRecord]]) -> None:
+    """Each source's polling state after its poll: one executemany per shape of update
+    (the columns a 304 sets differ from those a parsed document sets)."""
+    shapes: dict[tuple[tuple[str, ...], bool], list[dict[str, Any]]] = {}
+    for source_id, record in done:
+        values = _polling_state(record)
+        shape = (tuple(sorted(values)), record.status == "error")
+        params = {f"b_{name}": value for name, value in values.items()}
+        shapes.setdefault(shape, []).append({"b_id": source_id, **params})
+    for (names, failed), rows in shapes.items():
+        columns: dict[str, Any] = {name: bindparam(f"b_{name}") for name in names}
+        columns["error_count"] = sources.c.error_count + 1 if failed else 0
+        conn.execute(update(sources).where(sources.c.id == bindparam("b_id")).values(columns), rows)
+
+
+def _log_polls(conn: Connection, done: Sequence[tuple[int, PollRecord, SaveCounts]]) -> None:
+    """Each poll's line in its source's history and its day's tally, in the polls' own
+    transaction; each history is cut back to its last POLL_HISTORY lines."""
+    if not done:
+        return
+    conn.execute(
+        insert(polls),
+        [
+            {
+                "source_id": source_id,
+                "polled_at": record.polled_at,
+                "status": record.status,
+                "http_status": record.http_status,
+                "bytes": record.fetched_bytes,
+                "new": counts.new,
+                "updated": counts.updated,
+                "duration": record.duration,
+                "error": record.error,
+            }
+            for source_id, record, counts in done
+        ],
     )
     oldest_kept = (
         select(polls.c.id)
-        .where(polls.c.source_id == source_id)
+        .where(polls.c.source_id == bindparam("b_source"))
         .order_by(polls.c.id.desc())
         .offset(POLL_HISTORY - 1)
         .limit(1)
         .scalar_subquery()
     )
-    conn.execute(polls.delete().where(polls.c.source_id == source_id, polls.c.id < oldest_kept))
-    tally = dict.fromkeys(("ok", "not_modified", "unchanged", "errors"), 0)
-    column = _OUTCOME_COLUMN.get(record.status)
-    if column is not None:
-        tally[column] = 1
-    values = {
-        "source_id": source_id,
-        "day": record.polled_at.astimezone(UTC).date(),
-        "polls": 1,
-        **tally,
-        "new": counts.new,
-        "updated": counts.updated,
-        "bytes": record.fetched_bytes,
-    }
-    statement = _upsert(conn)(poll_days).values(values)
+    conn.execute(
+        polls.delete().where(polls.c.source_id == bindparam("b_source"), polls.c.id < oldest_kept),
+        [{"b_source": source_id} for source_id in dict.fromkeys(item[0] for item in done)],
+    )
+    tallies = []
+    for source_id, record, counts in done:
+        tally = dict.fromkeys(("ok", "not_modified", "unchanged", "errors"), 0)
+        column = _OUTCOME_COLUMN.get(record.status)
+        if column is not None:
+            tally[column] = 1
+        tallies.append(
+            {
+                "source_id": source_id,
+                "day": record.polled_at.astimezone(UTC).date(),
+                "polls": 1,
+                **tally,
+                "new": counts.new,
+                "updated": counts.updated,
+                "bytes": record.fetched_bytes,
+            }
+        )
+    statement = _upsert(conn)(poll_days)
     added = ("polls", "ok", "not_modified", "unchanged", "errors", "new", "updated", "bytes")
     conn.execute(
         statement.on_conflict_do_update(
             index_elements=[poll_days.c.source_id, poll_days.c.day],
             set_={name: poll_days.c[name] + statement.excluded[name] for name in added},
-        )
+        ),
+        tallies,
     )
 
 
@@ -1260,14 +1329,14 @@ def _source_state(row: Row[Any]) -> SourceState:
     )
 
 
-def _polling_state(record: PollRecord, error_count: Any) -> dict[str, Any]:
+def _polling_state(record: PollRecord) -> dict[str, Any]:
+    """The columns of `sources` a poll sets (error_count aside: `_update_sources`)."""
     values: dict[str, Any] = {
         "last_polled_at": record.polled_at,
         "last_status": record.status,
         "last_error": record.error,
         "next_poll_at": record.next_poll_at,
         "http_status": record.http_status,
-        "error_count": error_count + 1 if record.status == "error" else 0,
         # The poll's result ends its claim, in the transaction that stores what it found.
         "claimed_by": None,
         "lease_until": None,
@@ -1364,12 +1433,8 @@ class _Existing:
     story_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Incoming:
-    key: str
-    content_hash: str
-    story_keys: tuple[str, ...]
-    entry: ParsedEntry
+# An entry as the store writes it: what follows from the entry alone, computed once.
+_Incoming = dedupe.PreparedEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -1380,13 +1445,12 @@ class _Matching:
     keys: tuple[int, ...]
 
 
-def _incoming(parsed: Iterable[ParsedEntry]) -> list[_Incoming]:
-    return [
-        _Incoming(
-            dedupe.entry_key(entry), dedupe.entry_hash(entry), dedupe.story_keys(entry), entry
-        )
-        for entry in dedupe.unique_entries(parsed)
-    ]
+def _prepared_entries(record: PollRecord) -> Sequence[_Incoming]:
+    if record.prepared is not None:
+        return record.prepared
+    if record.feed is not None:
+        return dedupe.prepare(record.feed.entries)
+    return ()
 
 
 def _matching(entry: ParsedEntry, first_seen: datetime) -> _Matching:
@@ -1394,8 +1458,20 @@ def _matching(entry: ParsedEntry, first_seen: datetime) -> _Matching:
     return _Matching(fp, dedupe.candidate_keys(fp))
 
 
+def _placed(item: _Incoming, first_seen: datetime) -> _Matching:
+    """A prepared entry's fingerprint at its effective time (candidate keys do not depend
+    on the time)."""
+    entry = item.entry
+    at = _effective_time(entry.published, entry.updated, first_seen)
+    return _Matching(replace(item.fingerprint, at=at), item.candidate_keys)
+
+
 def _save_entries(
-    conn: Connection, source_id: int, source_name: str, incoming: list[_Incoming], now: datetime
+    conn: Connection,
+    source_id: int,
+    source_name: str,
+    incoming: Sequence[_Incoming],
+    now: datetime,
 ) -> SaveCounts:
     if not incoming:
         return SaveCounts()
@@ -1424,7 +1500,7 @@ def _save_entries(
         conn.execute(update(entries).where(entries.c.id.in_(ids)).values(last_seen=now))
 
     # Fingerprints only for what is written: most entries of a re-polled feed are unchanged.
-    matching = {item.key: _matching(item.entry, now) for item in fresh}
+    matching = {item.key: _placed(item, now) for item in fresh}
     touched: set[int] = set()
     marks: list[tuple[int, int, int, _Matching]] = []  # entry, story, source, fingerprint
     if changed:
@@ -1436,9 +1512,7 @@ def _save_entries(
         _forget_fingerprints(conn, [row.id for row, _ in changed])
         # A changed entry stays in its story (its uid is already out there); what it now
         # says becomes a way in to that story for copies to come.
-        marks.extend(
-            (row.id, row.story_id, source_id, _matching(item.entry, now)) for row, item in changed
-        )
+        marks.extend((row.id, row.story_id, source_id, _placed(item, now)) for row, item in changed)
 
     key_owner = _story_keys_of(conn, [*fresh, *(item for _, item in changed)])
     new_keys: dict[str, int] = {}
@@ -1653,41 +1727,79 @@ def _forget_fingerprints(conn: Connection, entry_ids: Sequence[int]) -> None:
 
 
 def _write_fingerprints(conn: Connection, marks: Sequence[tuple[int, int, int, _Matching]]) -> None:
-    """Store each (entry id, story id, source id, matching) fingerprint and candidate keys."""
+    """Store each (entry id, story id, source id, matching) fingerprint and candidate keys.
+
+    Straight to the driver's executemany, each value bound by its column's own type
+    once: a document's entries bring about fifteen candidate key rows each, and
+    SQLAlchemy's per-row parameter handling was a third of what storing them cost.
+    """
     if not marks:
         return
-    conn.execute(
-        insert(entry_fingerprints),
-        [_fingerprint_values(entry_id, item.fingerprint) for entry_id, _, _, item in marks],
-    )
-    rows = [
-        {
-            "key": key,
-            "at": item.fingerprint.at,
-            "entry_id": entry_id,
-            "story_id": story_id,
-            "source_id": source_id,
-        }
-        for entry_id, story_id, source_id, item in marks
+    bind_at = _binder(conn, match_keys.c.at)
+    bind_flag = _binder(conn, entry_fingerprints.c.truncated)
+    bind_blob = _binder(conn, entry_fingerprints.c.signature)
+    prints: list[tuple[Any, ...]] = []
+    keys: list[tuple[Any, ...]] = []
+    for entry_id, story_id, source_id, item in marks:
+        fp = item.fingerprint
+        at = bind_at(fp.at)
+        signature = fp.signature_bytes()
+        prints.append(
+            (
+                entry_id,
+                fp.title,
+                bind_flag(fp.title_specific),
+                " ".join(fp.lead),
+                fp.words,
+                fp.shingles,
+                bind_flag(fp.truncated),
+                bind_blob(signature) if signature is not None else None,
+                at,
+            )
+        )
         # The same key twice (a title that is also the lead) is one row.
-        for key in dict.fromkeys(item.keys)
-    ]
-    if rows:
-        conn.execute(insert(match_keys), rows)
+        keys.extend((key, at, entry_id, story_id, source_id) for key in dict.fromkeys(item.keys))
+    _insert_rows(conn, entry_fingerprints, _FINGERPRINT_COLUMNS, prints)
+    if keys:
+        _insert_rows(conn, match_keys, ("key", "at", "entry_id", "story_id", "source_id"), keys)
 
 
-def _fingerprint_values(entry_id: int, fp: dedupe.Fingerprint) -> dict[str, Any]:
-    return {
-        "entry_id": entry_id,
-        "title": fp.title,
-        "title_specific": fp.title_specific,
-        "lead": " ".join(fp.lead),
-        "words": fp.words,
-        "shingles": fp.shingles,
-        "truncated": fp.truncated,
-        "signature": fp.signature_bytes(),
-        "at": fp.at,
-    }
+_FINGERPRINT_COLUMNS = (
+    "entry_id",
+    "title",
+    "title_specific",
+    "lead",
+    "words",
+    "shingles",
+    "truncated",
+    "signature",
+    "at",
+)
+
+
+def _binder(conn: Connection, column: Column[Any]) -> Callable[[Any], Any]:
+    """What SQLAlchemy would send the driver for a value of `column` (its type's bind
+    processing for this dialect: UTC datetimes as SQLite text, booleans as integers)."""
+    # The dialect's own implementation: a TypeDecorator's bind_processor alone would hand
+    # the driver a naive datetime, which sqlite3 writes in another text form than SQLAlchemy.
+    processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return processor if processor is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _insert_rows(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """INSERT `rows` (values already bound, see `_binder`) with one executemany."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    statement = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join([mark] * len(columns))})"
+    )
+    conn.exec_driver_sql(statement, rows)
 
 
 def _stored_fingerprint(row: Row[Any]) -> dedupe.Fingerprint:

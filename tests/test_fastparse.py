@@ -68,6 +68,14 @@ def _differences(fast: ParsedFeed, slow: ParsedFeed) -> list[str]:
             mine, theirs = getattr(a, field.name), getattr(b, field.name)
             if field.name not in MAY_DIFFER and mine != theirs:
                 found.append(f"entry {number} {field.name}: {mine!r} != {theirs!r}")
+    # What the parser workers derive from the entries (key, content hash, strong keys,
+    # fingerprint, candidate keys) is what the store matches and writes by.
+    for number, (a, b) in enumerate(
+        zip(dedupe.prepare(fast.entries), dedupe.prepare(slow.entries), strict=False)
+    ):
+        for name in ("key", "content_hash", "story_keys", "fingerprint", "candidate_keys"):
+            if getattr(a, name) != getattr(b, name):
+                found.append(f"entry {number} prepared {name}: differs")
     return found
 
 

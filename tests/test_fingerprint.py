@@ -310,3 +310,70 @@ def test_place_title_alone_refused_by_a_story_whose_copies_contradict_it() -> No
     item = newcomer(("url:x",), title, FLOYD_OTHER)
     found = candidates_for(item, (1, fp(title, FLOYD)), (1, fp(title)))
     assert place([item], {}, found, ()).placements[0].how == "new"
+
+
+# --- the vectorised MinHash and the folding fast paths ------------------------------------
+
+
+def _reference_fold(text: str) -> str:
+    """`fold` as first written: one character at a time."""
+    import unicodedata
+
+    from aggregator.folding import _FOLD_TABLE
+
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return bare.translate(_FOLD_TABLE)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Iran’s War!", "`Quoted` «Ærø» — Łódź", "ÉCOLE ﬁne Ｆｕｌｌ", "A\u00adB\u200bC", "Straße", ""],
+)
+def test_fold_is_the_reference_fold(text: str) -> None:
+    from aggregator.folding import fold
+
+    assert fold(text) == _reference_fold(text)
+
+
+@given(st.text(max_size=80))
+def test_fold_is_the_reference_fold_for_any_text(text: str) -> None:
+    from aggregator.folding import fold
+
+    assert fold(text) == _reference_fold(text)
+
+
+def _datasketch_signature(text: str) -> tuple[int, ...] | None:
+    """The signature as datasketch 2.0 computes it (the dev dependency this test needs)."""
+    from datasketch import MinHash
+
+    from aggregator.fingerprint import _MINHASH_SEED, NUM_PERM, _shingles, entry_text
+    from aggregator.folding import folded_words
+
+    words = folded_words(entry_text(entry("T", text))[0])
+    if len(words) < TEXT_MIN_WORDS:
+        return None
+    sketch = MinHash(num_perm=NUM_PERM, seed=_MINHASH_SEED, scheme="affine32")
+    sketch.update_batch(sorted(_shingles(words)))
+    return tuple(int(value) for value in sketch.hashvalues)
+
+
+def test_signatures_are_datasketchs_bit_for_bit() -> None:
+    """Stored signatures were made by datasketch: the numpy pass must give the same ones,
+    for a document of many texts at once as for each alone."""
+    from aggregator.fingerprint import fingerprints
+
+    texts = [FLOYD, FLOYD_OTHER, WEEKLY_A, WEEKLY_B, "too short", FLOYD + " " + WEEKLY_A]
+    together = fingerprints([(entry("T", text), T0) for text in texts])
+    for text, print_ in zip(texts, together, strict=True):
+        assert print_.signature == _datasketch_signature(text)
+        assert print_ == fingerprint(entry("T", text), T0)
+
+
+@given(st.lists(st.text(alphabet="abcdefgh éü ", min_size=40, max_size=300), max_size=5))
+def test_signatures_match_datasketch_for_any_texts(texts: list[str]) -> None:
+    from aggregator.fingerprint import fingerprints
+
+    together = fingerprints([(entry("T", text), T0) for text in texts])
+    for text, print_ in zip(texts, together, strict=True):
+        assert print_.signature == _datasketch_signature(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -335,6 +336,65 @@ def test_an_entry_the_database_refuses_rolls_back_the_whole_poll(synced: Store) 
     assert synced.data_version() == version
     # Nothing half-written blocks the retry: the same document stores cleanly afterwards.
     assert synced.record_poll(poll("alpha", entry(2), at=T0 + 2 * HOUR)) == SaveCounts(new=1)
+
+
+def test_times_written_past_sqlalchemy_are_stored_as_sqlalchemy_stores_them(
+    tmp_path: Path,
+) -> None:
+    """Fingerprints and candidate keys go to the driver directly: on SQLite, which keeps
+    times as text, theirs must be the same text as every other column's, or the candidate
+    window (a text comparison there) misses copies at its edges."""
+    path = tmp_path / "times.db"
+    sqlite_store = Store(f"sqlite:///{path}")
+    sqlite_store.upgrade()
+    sqlite_store.sync_sources([source("alpha")])
+    whole = T0.replace(minute=0, second=0, microsecond=0)
+    text = "<p>" + " ".join(f"word{n}" for n in range(40)) + "</p>"  # long enough for MinHash
+    sqlite_store.record_poll(poll("alpha", entry(1, published=whole, summary=text)))
+    sqlite_store.close()
+    with closing(sqlite3.connect(path)) as raw:
+        published = raw.execute("SELECT published FROM entries").fetchone()[0]
+        times = {row[0] for row in raw.execute("SELECT at FROM match_keys")}
+        times |= {row[0] for row in raw.execute("SELECT at FROM entry_fingerprints")}
+    assert published == whole.strftime("%Y-%m-%d %H:%M:%S.%f")
+    assert times == {published}
+
+
+def test_a_group_of_polls_is_one_transaction_each_poll_as_alone(synced: Store) -> None:
+    """record_polls (the poller's group commit) writes what record_poll of each would,
+    in one transaction: a poll the database refuses keeps every poll of the group out."""
+    synced.record_poll(poll("alpha", entry(1), validators=Validators('"a1"', None)))
+    later = T0 + HOUR
+    group = [
+        poll("alpha", at=later, status="not_modified", validators=Validators('"a2"', None)),
+        poll("beta", at=later, status="error", error="beta: boom", http_status=500),
+        poll("gamma", entry(7), at=later, validators=Validators('"g1"', "Tue")),
+    ]
+    counts = synced.record_polls(group)
+    assert counts == [SaveCounts(), SaveCounts(), SaveCounts(new=1)]
+    alpha, beta, gamma = (state(synced, name) for name in ("alpha", "beta", "gamma"))
+    assert (alpha.last_status, alpha.validators.etag, alpha.entry_count) == (
+        "not_modified",
+        '"a2"',
+        1,
+    )
+    assert (beta.last_status, beta.error_count, beta.last_error) == ("error", 1, "beta: boom")
+    assert (gamma.validators, gamma.entry_count) == (Validators('"g1"', "Tue"), 1)
+    assert [line.status for line in synced.poll_history("alpha")] == ["not_modified", "ok"]
+    day = synced.activity(T0.date())["alpha"][0]
+    assert (day.polls, day.ok, day.not_modified) == (2, 1, 1)
+
+    version = synced.data_version()
+    with pytest.raises(UnknownSourceError, match="nowhere"):
+        synced.record_polls(
+            [
+                poll("alpha", at=later + HOUR, status="not_modified"),
+                poll("nowhere", at=later + HOUR, status="not_modified"),
+            ]
+        )
+    assert state(synced, "alpha").last_polled_at == later  # nothing of the group was kept
+    assert len(synced.poll_history("alpha")) == 2
+    assert synced.data_version() == version
 
 
 def test_entry_coming_back_after_its_row_was_removed_keeps_its_story_uid(synced: Store) -> None:
