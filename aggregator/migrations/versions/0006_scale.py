@@ -6,7 +6,7 @@ at. The row used to be inserted by the first bump, and two pollers making the fi
 bump at once on PostgreSQL would both find no row and both INSERT: one of the two
 polls would fail on the primary key. Creating the row here leaves only the UPDATE.
 
-Revision ID: 0007_scale
+Revision ID: 0006_scale
 Revises: 0005_retention
 Create Date: 2026-12-01
 """
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_scale"
+revision: str = "0006_scale"
 # Chained onto the head of this branch; the lead re-chains it at merge time.
 down_revision: str | Sequence[str] | None = "0005_retention"
 branch_labels: str | Sequence[str] | None = None
