@@ -433,22 +433,15 @@ def _print_plan(
         else:
             for source in plan.add:
                 click.echo(f"{source.name}\t{source.url}\t{', '.join(source.categories)}")
-    for again in plan.merged:
-        label = again.candidate.title or "(untitled)"
-        err.print(
-            f"merged: {label} <{again.candidate.url}>: {again.reason}",
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
-        )
-    for skipped in plan.skipped:
-        label = skipped.candidate.title or "(untitled)"
-        err.print(
-            f"skipped: {label} <{skipped.candidate.url}>: {skipped.reason}",
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
-        )
+    for verdict, notes in (("merged", plan.merged), ("skipped", plan.skipped)):
+        for note in notes:
+            label = note.candidate.title or "(untitled)"
+            err.print(
+                f"{verdict}: {label} <{note.candidate.url}>: {note.reason}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
 
 
 @sources.command("export")

@@ -389,31 +389,26 @@ class Poller:
     async def _write_batch(
         self, batch: list[tuple[PollRecord, asyncio.Future[SaveCounts]]]
     ) -> None:
-        if len(batch) == 1:
-            record, future = batch[0]
+        if len(batch) > 1:
+            records = [record for record, _ in batch]
+            try:
+                counts = await asyncio.to_thread(self.store.record_polls, records)
+            except Exception:
+                pass  # written one by one below
+            else:
+                for (_, future), one in zip(batch, counts, strict=True):
+                    _settle(future, counts=one)
+                return
+        # One poll alone (retried when a concurrent poll's write got in its way), or a
+        # group the database refused: one poll it refuses must not fail the others, and
+        # each failure must name its own source.
+        for record, future in batch:
             try:
                 one = await asyncio.to_thread(record_poll, self.store, record)
             except Exception as error:
                 _settle(future, error=error)
             else:
                 _settle(future, counts=one)
-            return
-        records = [record for record, _ in batch]
-        try:
-            counts = await asyncio.to_thread(self.store.record_polls, records)
-        except Exception:
-            # One poll the database refuses must not fail the others, and each failure
-            # must name its own source: write them one by one.
-            for record, future in batch:
-                try:
-                    one = await asyncio.to_thread(record_poll, self.store, record)
-                except Exception as single:
-                    _settle(future, error=single)
-                else:
-                    _settle(future, counts=one)
-            return
-        for (_, future), one in zip(batch, counts, strict=True):
-            _settle(future, counts=one)
 
     async def poll_one(self, state: SourceState) -> SourceResult:
         """`poll_source`, where a bug costs this one source (logged, its claim released)."""
