@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator import __version__
 from aggregator.cli_sources import prune, sources
-from aggregator.cli_support import EXIT_FAILURE, EXIT_USAGE, err, out
+from aggregator.cli_support import EXIT_FAILURE, EXIT_USAGE, err, out, say
 from aggregator.cli_support import fail as _fail
 from aggregator.cli_support import load as _load
 from aggregator.config import Config, default_config_path
@@ -155,7 +155,7 @@ def _print_summary(summary: PollSummary) -> None:
         if result.moved_to:
             out.print(f"moved: {result.source}: {result.url} -> {result.moved_to}", highlight=False)
     for result in sorted(summary.failed, key=lambda r: r.source):
-        err.print(f"failed: {result.error}", highlight=False, markup=False, soft_wrap=True)
+        say(f"failed: {result.error}", to=err)
 
 
 @main.command()

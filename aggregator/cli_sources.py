@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from aggregator import __version__, configfile
 from aggregator.atomicfile import write_atomic
-from aggregator.cli_support import EXIT_FAILURE, EXIT_USAGE, err, fail, load, out, print_errors
+from aggregator.cli_support import EXIT_FAILURE, EXIT_USAGE, err, fail, load, out, print_errors, say
 from aggregator.config import Config, name_problem, url_problem
 from aggregator.configfile import ConfigText, SaveError
 from aggregator.fetch import FetchError
@@ -168,7 +168,7 @@ def add(
             fail(problem, EXIT_USAGE)
         if name in config.sources:
             fail(f"a source named {name!r} exists already (try another --name)", EXIT_USAGE)
-    err.print(f"fetching {url} …", highlight=False, markup=False, soft_wrap=True)
+    say(f"fetching {url} …", to=err)
     try:
         found = probe_one(config, url, name=name or "new source")
     except FetchError as error:
@@ -187,12 +187,9 @@ def add(
     )
     new_config = _save(current, _edit(add_sources, current.text, [source]))
     _describe_probe(found)
-    out.print(
+    say(
         f"added [sources.{chosen}] to {config.path}: {found.url}"
-        + (f" (categories: {', '.join(source.categories)})" if source.categories else ""),
-        highlight=False,
-        markup=False,
-        soft_wrap=True,
+        + (f" (categories: {', '.join(source.categories)})" if source.categories else "")
     )
     _reload(new_config, no_reload)
 
@@ -207,21 +204,11 @@ def _describe_probe(found: Probe) -> None:
     if found.page is not None:
         others = [url for url in found.offered if url != found.url]
         also = f"; it also offers {', '.join(others)}" if others else ""
-        out.print(
-            f"{found.page} is an HTML page; its feed is {found.url}{also}",
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
-        )
+        say(f"{found.page} is an HTML page; its feed is {found.url}{also}")
     feed = found.feed
     dates = [d for d in (e.published or e.updated for e in feed.entries) if d is not None]
     newest = f", newest {max(dates):%Y-%m-%d}" if dates else ""
-    out.print(
-        f"feed: {feed.title or '(untitled)'!r}, {feed.format}, {len(feed.entries)} entries{newest}",
-        highlight=False,
-        markup=False,
-        soft_wrap=True,
-    )
+    say(f"feed: {feed.title or '(untitled)'!r}, {feed.format}, {len(feed.entries)} entries{newest}")
 
 
 # -- remove, enable, disable, set ----------------------------------------------------
@@ -238,12 +225,9 @@ def remove(ctx: click.Context, name: str, no_reload: bool) -> None:
     text, feeds = _edit(remove_from_feeds, current.text, name)
     new_config = _save(current, _edit(remove_source, text, name))
     also = f"; also taken out of {', '.join(f'feeds.{f}.sources' for f in feeds)}" if feeds else ""
-    out.print(
+    say(
         f"removed [sources.{name}] from {config.path}{also}. Its stories are no longer "
-        "published; they stay in the database until retention prunes them.",
-        highlight=False,
-        markup=False,
-        soft_wrap=True,
+        "published; they stay in the database until retention prunes them."
     )
     _reload(new_config, no_reload)
 
@@ -282,7 +266,7 @@ def _set_enabled(ctx: click.Context, name: str, enabled: bool, no_reload: bool) 
     new_config = _save(
         current, _edit(set_keys, current.text, name, {"enabled": None if enabled else False})
     )
-    out.print(f"{name} {word} in {config.path}", highlight=False, markup=False, soft_wrap=True)
+    say(f"{name} {word} in {config.path}")
     _reload(new_config, no_reload)
 
 
@@ -303,12 +287,7 @@ def set_(ctx: click.Context, name: str, key: str, value: str, no_reload: bool) -
         fail(str(error), EXIT_USAGE)
     new_config = _save(current, _edit(set_keys, current.text, name, changes_for(key, parsed)))
     shown = "removed (default)" if parsed is None else f"= {_toml(parsed)}"
-    out.print(
-        f"sources.{name}.{key} {shown} in {config.path}",
-        highlight=False,
-        markup=False,
-        soft_wrap=True,
-    )
+    say(f"sources.{name}.{key} {shown} in {config.path}")
     _reload(new_config, no_reload)
 
 
@@ -375,12 +354,7 @@ def import_(
         return
     new_config = _save(current, _edit(add_sources, current.text, plan.add))
     cats = f" in categories {', '.join(plan.categories)}" if plan.categories else ""
-    out.print(
-        f"imported {len(plan.add)} sources into {config.path}{cats}",
-        highlight=False,
-        markup=False,
-        soft_wrap=True,
-    )
+    say(f"imported {len(plan.add)} sources into {config.path}{cats}")
     _reload(new_config, no_reload)
 
 
@@ -414,13 +388,10 @@ def _print_plan(
 ) -> None:
     named = f" ({title})" if title else ""
     verb = "would import" if dry_run else "importing"
-    out.print(
+    say(
         f"{opml_file}{named}: {verb} {len(plan.add)}, skipping {len(plan.skipped)}"
         + (f"; {len(plan.merged)} outlines repeat a feed (merged)" if plan.merged else "")
-        + (f"; {not_feeds} outlines are not feeds" if not_feeds else ""),
-        highlight=False,
-        markup=False,
-        soft_wrap=True,
+        + (f"; {not_feeds} outlines are not feeds" if not_feeds else "")
     )
     if dry_run and plan.add:
         if out.is_terminal:
@@ -436,12 +407,7 @@ def _print_plan(
     for verdict, notes in (("merged", plan.merged), ("skipped", plan.skipped)):
         for note in notes:
             label = note.candidate.title or "(untitled)"
-            err.print(
-                f"{verdict}: {label} <{note.candidate.url}>: {note.reason}",
-                highlight=False,
-                markup=False,
-                soft_wrap=True,
-            )
+            say(f"{verdict}: {label} <{note.candidate.url}>: {note.reason}", to=err)
 
 
 @sources.command("export")
@@ -563,17 +529,14 @@ def _save(current: ConfigText, text: str) -> Config:
 
 def _reload(config: Config, no_reload: bool) -> None:
     if no_reload:
-        out.print(
+        say(
             "not told any daemon (--no-reload): reload it yourself with "
             "`systemctl reload aggregator` or `kill -HUP $(cat "
-            f"{config.settings.pid_file})`",
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
+            f"{config.settings.pid_file})`"
         )
         return
     result = signal_reload(config.settings.pid_file)
-    out.print(f"reload: {result.reason}", highlight=False, markup=False, soft_wrap=True)
+    say(f"reload: {result.reason}")
 
 
 def _progress() -> Progress:

@@ -26,9 +26,15 @@ def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     sys.exit(code)
 
 
+def say(text: str, *, to: Console = out) -> None:
+    """Print `text` as it is: never read as markup (it quotes TOML tables such as
+    [sources.NAME]), not highlighted, and not wrapped, so scripts can read the lines."""
+    to.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
 def print_errors(lines: list[str]) -> None:
     for line in lines:
-        err.print(line, highlight=False, markup=False, soft_wrap=True)
+        say(line, to=err)
 
 
 def load(ctx: click.Context) -> Config:
