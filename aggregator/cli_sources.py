@@ -375,8 +375,7 @@ def _checked(config: Config, plan: ImportPlan, progress: Progress) -> ImportPlan
             skipped.append(
                 Skipped(Candidate(source.url or "", source.title), result or "not checked")
             )
-    names = tuple(dict.fromkeys(c for source in kept for c in source.categories))
-    return ImportPlan(tuple(kept), tuple(skipped), names, plan.merged)
+    return ImportPlan(tuple(kept), tuple(skipped), plan.merged)
 
 
 def _moved(source: NewSource, url: str) -> NewSource:

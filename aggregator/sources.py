@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import tomlkit
@@ -351,10 +351,14 @@ class Skipped:
 class ImportPlan:
     add: tuple[NewSource, ...] = ()
     skipped: tuple[Skipped, ...] = ()
-    categories: tuple[str, ...] = field(default=())  # every category the added sources name
     # Outlines of a feed already added from an earlier folder: one source, every folder a
     # category (Inoreader and others let a feed sit in several folders; FreshRSS does not).
     merged: tuple[Skipped, ...] = ()
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """Every category the added sources name, in order of first use."""
+        return tuple(dict.fromkeys(c for source in self.add for c in source.categories))
 
 
 def plan_import(
@@ -404,8 +408,7 @@ def plan_import(
                 categories=categories,
             )
         )
-    names = tuple(dict.fromkeys(c for source in add for c in source.categories))
-    return ImportPlan(tuple(add), tuple(skipped), names, tuple(merged))
+    return ImportPlan(tuple(add), tuple(skipped), tuple(merged))
 
 
 def _clean_title(title: str | None) -> str | None:
