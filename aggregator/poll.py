@@ -46,9 +46,14 @@ log = logging.getLogger("aggregator.poll")
 
 # Below this many documents a process pool costs more to start than it saves.
 POOL_THRESHOLD = 8
-# At most this many polls without entries share one transaction: a bigger group holds
-# SQLite's write lock longer and loses more to one kill -9 (which loses no consistency).
+# At most this many polls share one transaction, and at most GROUP_ENTRIES entries
+# between them: a bigger group holds the write lock longer and loses more to one
+# kill -9 (which loses no consistency). Grouping documents pays: the match key index
+# is keyed by hashes, so each document dirties pages all over it, and a commit per
+# document wrote most of them to the WAL again (2,000 documents of 35 entries: writer
+# time 0.92 ms per entry one by one, 0.59 ms in groups of 64).
 GROUP_COMMIT = 200
+GROUP_ENTRIES = 2000
 # Only these answers' Retry-After speaks for the whole host (RFC 9110 10.2.3, RFC 6585 4).
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 # No claim is shorter: a poller that dies is replaced after this long at worst.
@@ -365,18 +370,21 @@ class Poller:
         return await future
 
     async def _drain(self) -> None:
-        """Write the queue, oldest first: a poll that stored entries alone (its transaction
-        is big enough to pay its commit), the polls without entries that queued while
-        the last write ran together, up to GROUP_COMMIT of them."""
+        """Write the queue, oldest first: what queued while the last write ran goes in
+        one transaction, up to GROUP_COMMIT polls and GROUP_ENTRIES entries (a document
+        bigger than that alone). Nothing waits to fill a group: an idle writer writes
+        the first poll that arrives at once."""
         batch: list[tuple[PollRecord, asyncio.Future[SaveCounts]]] = []
         try:
             while self._queue:
                 batch = [self._queue.popleft()]
-                if batch[0][0].feed is None:
-                    while (
-                        self._queue and self._queue[0][0].feed is None and len(batch) < GROUP_COMMIT
-                    ):
-                        batch.append(self._queue.popleft())
+                entries = _entry_count(batch[0][0])
+                while self._queue and len(batch) < GROUP_COMMIT:
+                    more = _entry_count(self._queue[0][0])
+                    if entries + more > GROUP_ENTRIES:
+                        break
+                    batch.append(self._queue.popleft())
+                    entries += more
                 await self._write_batch(batch)
                 batch = []
         finally:
@@ -393,8 +401,13 @@ class Poller:
             records = [record for record, _ in batch]
             try:
                 counts = await asyncio.to_thread(self.store.record_polls, records)
-            except Exception:
-                pass  # written one by one below
+            except Exception as error:
+                # Written one by one below, where each poll's own error is logged.
+                log.info(
+                    "a group of %d polls was not written (%s); writing them one by one",
+                    len(records),
+                    describe_error(error),
+                )
             else:
                 for (_, future), one in zip(batch, counts, strict=True):
                     _settle(future, counts=one)
@@ -462,6 +475,10 @@ class Poller:
 
         await asyncio.gather(*(one(state) for state in states))
         return summary
+
+
+def _entry_count(record: PollRecord) -> int:
+    return len(record.feed.entries) if record.feed is not None else 0
 
 
 def _settle(

@@ -708,9 +708,9 @@ class Store:
 
     def record_polls(self, records: Sequence[PollRecord]) -> list[SaveCounts]:
         """`record_poll` of each record, all in one transaction (a group commit): each
-        poll's writes are whole, and all of them are kept or none is. For the many
-        polls that bring no entries (304s, same bytes, failures) one commit, not one
-        each, is what a pass over thousands of sources pays."""
+        poll's writes are whole, and all of them are kept or none is. One commit for
+        many polls is what a pass over thousands of sources pays: the 304s need no more,
+        and documents' entries dirty the same index pages, written to the WAL once."""
         # Identity, hashes and fingerprints are pure work: done before the write lock is
         # taken, and by the parser worker when the poll ran one (`record.prepared`).
         incoming = [_prepared_entries(record) for record in records]
