@@ -343,6 +343,63 @@ def test_fold_is_the_reference_fold_for_any_text(text: str) -> None:
     assert fold(text) == _reference_fold(text)
 
 
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=80))
+def test_fold_is_the_reference_fold_for_any_ascii_text(text: str) -> None:
+    """ASCII takes a path of its own in `fold` (the table's one ASCII entry by hand)."""
+    from aggregator.folding import fold
+
+    assert fold(text) == _reference_fold(text)
+
+
+def _reference_strip_cut_marks(text: str) -> tuple[str, bool]:
+    """Cut marks stripped by the regex alone, tried on every text."""
+    from aggregator.fingerprint import _CUT_MARK
+
+    cut = False
+    while (trimmed := _CUT_MARK.sub("", text)) != text:
+        text, cut = trimmed, True
+    return text, cut
+
+
+_CUT_PIECES = st.sampled_from(
+    [
+        "…",
+        "...",
+        ".",
+        "..",
+        " ",
+        "\n",
+        "\u00a0",
+        "more",
+        "MORE",
+        "Read more",
+        "continue reading",
+        "READING",
+        "[",
+        "]",
+        "(",
+        ")",
+        "»",
+        "›",
+        "→",
+        "&hellip;",
+        "ſ",
+        "\u212a",
+        "word",
+        "é",
+        "x",
+    ]
+)
+
+
+@given(st.one_of(st.lists(_CUT_PIECES, max_size=12).map("".join), st.text(max_size=40)))
+def test_cut_marks_are_stripped_as_by_the_regex_alone(text: str) -> None:
+    """The shortcut that skips the regex for texts no cut mark can end changes nothing."""
+    from aggregator.fingerprint import _strip_cut_marks
+
+    assert _strip_cut_marks(text) == _reference_strip_cut_marks(text)
+
+
 def _datasketch_signature(text: str) -> tuple[int, ...] | None:
     """The signature as datasketch 2.0 computes it (the dev dependency this test needs)."""
     from datasketch import MinHash
