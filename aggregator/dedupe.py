@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aggregator.fingerprint import (
@@ -156,6 +157,8 @@ _REDIRECT_PATH = re.compile(
 _REDIRECT_PARAMS = ("url", "u", "q", "to", "target", "dest", "destination", "redirect", "link")
 
 
+# Pure, and asked twice of most entries (their link and their permalink guid are one URL).
+@lru_cache(maxsize=4096)
 def article_url(url: str) -> str | None:
     """The form under which every copy of one article's URL compares equal, or None.
 
