@@ -48,10 +48,13 @@ log = logging.getLogger("aggregator.poll")
 POOL_THRESHOLD = 8
 # At most this many polls share one transaction, and at most GROUP_ENTRIES entries
 # between them: a bigger group holds the write lock longer and loses more to one
-# kill -9 (which loses no consistency). Grouping documents pays: the match key index
-# is keyed by hashes, so each document dirties pages all over it, and a commit per
-# document wrote most of them to the WAL again (2,000 documents of 35 entries: writer
-# time 0.92 ms per entry one by one, 0.59 ms in groups of 64).
+# kill -9 (which loses no consistency). Grouping documents pays on SQLite: the match
+# key index is keyed by hashes, so each document dirties pages all over it, and a
+# commit per document wrote most of them to the WAL again (2,000 documents of 35
+# entries: writer time 0.92 ms per entry one by one, 0.59 ms in groups of 64). Not
+# where several pollers write at once (PostgreSQL): two groups carrying one new
+# story's link conflict or deadlock, and every poll of the losing group is written
+# again; there documents go alone, as the write-conflict retry expects.
 GROUP_COMMIT = 200
 GROUP_ENTRIES = 2000
 # Only these answers' Retry-After speaks for the whole host (RFC 9110 10.2.3, RFC 6585 4).
@@ -145,6 +148,7 @@ class Poller:
         # the database, and writes what queued meanwhile as a group (`_drain`).
         self._queue: deque[tuple[PollRecord, asyncio.Future[SaveCounts]]] = deque()
         self._writer: asyncio.Task[None] | None = None
+        self._group_entries = GROUP_ENTRIES if store.single_writer else 0
 
     def policy(self, source: SourceConfig) -> Policy:
         return policy_for(self.config, source)
@@ -372,8 +376,9 @@ class Poller:
     async def _drain(self) -> None:
         """Write the queue, oldest first: what queued while the last write ran goes in
         one transaction, up to GROUP_COMMIT polls and GROUP_ENTRIES entries (a document
-        bigger than that alone). Nothing waits to fill a group: an idle writer writes
-        the first poll that arrives at once."""
+        bigger than that alone; on a database of several writers, every document alone).
+        Nothing waits to fill a group: an idle writer writes the first poll that arrives
+        at once."""
         batch: list[tuple[PollRecord, asyncio.Future[SaveCounts]]] = []
         try:
             while self._queue:
@@ -381,7 +386,7 @@ class Poller:
                 entries = _entry_count(batch[0][0])
                 while self._queue and len(batch) < GROUP_COMMIT:
                     more = _entry_count(self._queue[0][0])
-                    if entries + more > GROUP_ENTRIES:
+                    if entries + more > self._group_entries:
                         break
                     batch.append(self._queue.popleft())
                     entries += more

@@ -409,6 +409,12 @@ class Store:
         if self._sqlite:
             _configure_sqlite(self._engine)
 
+    @property
+    def single_writer(self) -> bool:
+        """Whether one writer at a time is all the database takes (SQLite's lock): no
+        other poller's write can then get in the way of a group commit."""
+        return self._sqlite
+
     # -- schema and health -------------------------------------------------
 
     def upgrade(self) -> None:

@@ -6,18 +6,22 @@ every request is real and recorded by the server.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 from feedserver import FeedServer, Reply, Request
-from pollharness import T0, PollHarness
+from pollharness import T0, PollHarness, make_config
 
 from aggregator import __version__
+from aggregator.model import PollRecord, SaveCounts
+from aggregator.poll import run_pass
+from aggregator.store import Store
 
 H = timedelta(hours=1)
 D = timedelta(days=1)
@@ -316,3 +320,46 @@ def test_410_disables_the_source_and_it_is_never_polled_again(
     state = harness.state("a")
     assert (state.gone, state.last_status, state.http_status) == (True, "gone", 410)
     assert "HTTP 410" in (state.last_error or "")
+
+
+class _GroupsSeen(Store):
+    """The real store, noting how many polls each transaction of the writer carried."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.groups: list[tuple[int, int]] = []  # (polls, entries) per record_polls
+
+    def record_polls(self, records: Sequence[PollRecord]) -> list[SaveCounts]:
+        self.groups.append(
+            (len(records), sum(len(r.feed.entries) if r.feed else 0 for r in records))
+        )
+        return super().record_polls(records)
+
+
+def test_documents_share_group_commits_only_where_one_writer_is_all_there_is(
+    feed_server: FeedServer, db_url: str, tmp_path: Path
+) -> None:
+    """On SQLite the polls that queue behind a write go in one transaction, documents
+    included; on PostgreSQL, where other pollers write meanwhile, a document goes alone
+    (a conflict would cost the whole group). Either way every entry is stored once."""
+    names = {f"s{n:02d}": feed_server.url(f"/f{n}") for n in range(24)}
+    for n in range(24):
+        feed_server.add(
+            f"/f{n}",
+            rss(*(f"g{n}-{i}" for i in range(5))),
+        )
+    config = make_config(tmp_path, names, database=db_url, concurrency=8)
+    store = _GroupsSeen(db_url)
+    store.upgrade()
+    store.sync_sources(config.sources.values())
+    try:
+        summary = asyncio.run(run_pass(config, store, force=True))
+    finally:
+        store.close()
+    assert summary.counts.new == 24 * 5
+    assert sum(polls for polls, _ in store.groups) == 24
+    documents_per_group = max(polls for polls, entries in store.groups if entries)
+    if db_url.startswith("sqlite"):
+        assert documents_per_group > 1, store.groups
+    else:
+        assert all(polls == 1 for polls, entries in store.groups if entries), store.groups
