@@ -103,22 +103,52 @@ def _high_water_mb(pid: int) -> float:
     return int(match.group(1)) / 1024 if match else 0.0
 
 
+def _own_and_reaped_cpu(pid: int) -> tuple[float, float]:
+    """A process's own CPU seconds (utime + stime) and its reaped children's (cutime + cstime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    own = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return own, (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
+
+
 class PeakMemory(threading.Thread):
     """The largest resident high-water mark (VmHWM) of a process and its descendants
-    (parser workers), read every 50 ms while it runs.
+    (parser workers), read every 50 ms while it runs, and the CPU its descendants used.
 
     Not wait4's ru_maxrss: at exec the kernel carries the forking parent's RSS into the
-    child's maximum, so every step would report at least this script's own size."""
+    child's maximum, so every step would report at least this script's own size. Nor
+    wait4's CPU alone: the parser workers are children of the forkserver, which the
+    command does not wait for, so their CPU never reaches its rusage."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid, self.peak, self.finished = pid, 0.0, threading.Event()
+        self._own: dict[int, float] = {}  # descendant -> its own CPU when last seen
+        self._reaped = 0.0  # the command's reaped children's CPU when last seen
 
     def run(self) -> None:
         while not self.finished.is_set():
             for pid in _descendants(self.pid):
                 self.peak = max(self.peak, _high_water_mb(pid))
+                own, reaped = _own_and_reaped_cpu(pid)
+                if pid == self.pid:
+                    self._reaped = max(self._reaped, reaped)
+                else:
+                    self._own[pid] = max(self._own.get(pid, 0.0), own)
             self.finished.wait(0.05)
+
+    def note_exit(self) -> None:
+        """Read the command's reaped children's CPU once more, from its zombie (waited
+        for with WNOWAIT, not reaped yet): all of them, the last one included."""
+        self._reaped = max(self._reaped, _own_and_reaped_cpu(self.pid)[1])
+
+    def cpu_seconds(self, usage_of_command: float) -> float:
+        """The command's CPU (wait4) and every descendant's own, each counted once: the
+        children the command reaped are in both, so their share of wait4 comes off.
+        The last 50 ms of a descendant that outlives no sample can be missed."""
+        return usage_of_command - self._reaped + sum(self._own.values())
 
 
 def run_step(name: str, argv: list[str], server_pid: int | None = None) -> Step:
@@ -137,6 +167,7 @@ def run_step(name: str, argv: list[str], server_pid: int | None = None) -> Step:
         os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
         memory.finished.set()
         memory.join()
+        memory.note_exit()
         # wait4 rather than getrusage(RUSAGE_CHILDREN): the latter keeps the maximum over every
         # child reaped so far, so a later, smaller step would report an earlier step's peak.
         _, status, usage = os.wait4(process.pid, 0)
@@ -144,7 +175,7 @@ def run_step(name: str, argv: list[str], server_pid: int | None = None) -> Step:
     return Step(
         name=name,
         seconds=seconds,
-        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        cpu_seconds=memory.cpu_seconds(usage.ru_utime + usage.ru_stime),
         peak_rss_mb=memory.peak,
         returncode=os.waitstatus_to_exitcode(status),
         stdout=stdout_path.read_text(errors="replace"),
