@@ -13,6 +13,7 @@ import asyncio
 import functools
 import hashlib
 import logging
+import os
 import random
 import time
 from collections import deque
@@ -30,7 +31,7 @@ from aggregator.fetch import Fetcher, FetchError, FetchResponse, HostHeld
 from aggregator.model import PollRecord, SaveCounts, SourceState
 from aggregator.owners import is_dead, new_owner, retire
 from aggregator.parse import ParseError
-from aggregator.prepare import PreparedFeed, parse_and_prepare
+from aggregator.prepare import PreparedFeed, exit_with, parse_and_prepare
 from aggregator.schedule import (
     MAX_RETRY_AFTER,
     Outcome,
@@ -596,7 +597,9 @@ def parser_pool(jobs: int) -> Executor | None:
     # forkserver: forking a process that already runs threads (uvicorn, SQLite) is unsafe.
     context = get_context("forkserver")
     context.set_forkserver_preload(["aggregator.prepare"])
-    return ProcessPoolExecutor(max_workers=2, mp_context=context)
+    return ProcessPoolExecutor(
+        max_workers=2, mp_context=context, initializer=exit_with, initargs=(os.getpid(),)
+    )
 
 
 async def run_pass(

@@ -9,6 +9,9 @@ and the matching code, not the store and its database drivers.
 
 from __future__ import annotations
 
+import os
+import select
+import threading
 from dataclasses import dataclass
 
 from aggregator.dedupe import PreparedEntry, prepare
@@ -37,3 +40,24 @@ def parse_and_prepare(
         body, url=url, content_type=content_type, source=source, max_entries=max_entries
     )
     return PreparedFeed(feed, prepare(feed.entries))
+
+
+def exit_with(poller: int) -> None:
+    """Parser pool initializer: end this worker as soon as the poller process `poller` ends.
+
+    A poller killed with -9 (or by the OOM killer) cannot shut its pool down, and its
+    workers would wait on their call queue for ever — they hold that pipe's write end
+    themselves, so no end of file comes — keeping the forkserver alive with them (it
+    lives while any worker holds its pipe). A pidfd becomes readable when the process
+    exits, before it is reaped.
+    """
+    try:
+        watched = os.pidfd_open(poller)
+    except ProcessLookupError:
+        os._exit(0)
+
+    def wait_for_exit() -> None:
+        select.select([watched], [], [])
+        os._exit(0)
+
+    threading.Thread(target=wait_for_exit, name="exit-with-poller", daemon=True).start()

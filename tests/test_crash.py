@@ -565,3 +565,74 @@ def test_disk_filling_up_under_a_running_poller_fails_each_source_clearly_then_r
         finally:
             retire(owner)
             store.close()
+
+
+FEED_BODY = (
+    '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+    "<link>https://example.org/</link>"
+    + "".join(
+        f"<item><guid>https://example.org/{n}</guid><title>Story number {n}</title></item>"
+        for n in range(5)
+    )
+    + "</channel></rss>"
+).encode()
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    queue = [pid]
+    while queue:
+        parent = queue.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*/children"):
+            with suppress(OSError):
+                children = {int(child) for child in task.read_text().split()}
+                queue += sorted(children - found)
+                found |= children
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_poller_killed_with_9_leaves_no_parser_process_behind(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """Its parser workers (and the forkserver they keep alive) end with it: the kill
+    gives the pool no chance to shut down, and they would otherwise wait for ever."""
+    release = threading.Event()
+
+    def slow(_request: Request) -> Reply:
+        release.wait(30)  # holds the pass open until the poller is killed
+        return Reply(200, FEED_BODY, {"Content-Type": "application/rss+xml"})
+
+    sources = ""
+    for n in range(12):
+        feed_server.add(f"/f{n}", FEED_BODY)
+        sources += f'\n[sources.s{n:02d}]\nurl = "{feed_server.url(f"/f{n}")}"\n'
+    feed_server.handler("/slow", slow)
+    sources += f'\n[sources.slow]\nurl = "{feed_server.url("/slow")}"\n'
+    config = tmp_path / "aggregator.toml"
+    config.write_text(
+        f'[aggregator]\ndatabase = "sqlite:///{tmp_path / "a.db"}"\ntimeout = "60s"\n' + sources
+    )
+    command = [sys.executable, "-m", "aggregator", "--config", str(config), "poll", "--all"]
+    poller = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # The forkserver and at least one worker: a document has been parsed.
+        wait_until(lambda: len(_descendants(poller.pid)) >= 2, 60, "the parser pool")
+        pool = _descendants(poller.pid)
+        poller.kill()
+        poller.wait()
+        wait_until(
+            lambda: not any(_running(pid) for pid in pool), 15, f"parser processes {pool} to end"
+        )
+    finally:
+        release.set()
+        if poller.poll() is None:
+            poller.kill()
+            poller.wait()
