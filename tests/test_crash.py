@@ -567,17 +567,6 @@ def test_disk_filling_up_under_a_running_poller_fails_each_source_clearly_then_r
             store.close()
 
 
-FEED_BODY = (
-    '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
-    "<link>https://example.org/</link>"
-    + "".join(
-        f"<item><guid>https://example.org/{n}</guid><title>Story number {n}</title></item>"
-        for n in range(5)
-    )
-    + "</channel></rss>"
-).encode()
-
-
 def _descendants(pid: int) -> set[int]:
     found: set[int] = set()
     queue = [pid]
@@ -604,24 +593,16 @@ def test_a_poller_killed_with_9_leaves_no_parser_process_behind(
 ) -> None:
     """Its parser workers (and the forkserver they keep alive) end with it: the kill
     gives the pool no chance to shut down, and they would otherwise wait for ever."""
+    feeds = GrowingFeeds(feed_server)
     release = threading.Event()
+    answer = feeds.handler(0)
 
-    def slow(_request: Request) -> Reply:
-        release.wait(30)  # holds the pass open until the poller is killed
-        return Reply(200, FEED_BODY, {"Content-Type": "application/rss+xml"})
+    def held(request: Request) -> Reply:
+        release.wait(30)  # one source holds the pass open until the poller is killed
+        return answer(request)
 
-    sources = ""
-    for n in range(12):
-        feed_server.add(f"/f{n}", FEED_BODY)
-        sources += f'\n[sources.s{n:02d}]\nurl = "{feed_server.url(f"/f{n}")}"\n'
-    feed_server.handler("/slow", slow)
-    sources += f'\n[sources.slow]\nurl = "{feed_server.url("/slow")}"\n'
-    config = tmp_path / "aggregator.toml"
-    config.write_text(
-        f'[aggregator]\ndatabase = "sqlite:///{tmp_path / "a.db"}"\ntimeout = "60s"\n' + sources
-    )
-    command = [sys.executable, "-m", "aggregator", "--config", str(config), "poll", "--all"]
-    poller = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    feed_server.handler("/feed/0", held)
+    poller = aggregator(write_config(tmp_path, feed_server, tmp_path / "a.db"), "poll", "--all")
     try:
         # The forkserver and at least one worker: a document has been parsed.
         wait_until(lambda: len(_descendants(poller.pid)) >= 2, 60, "the parser pool")
