@@ -103,38 +103,6 @@ _CUT_MARK = re.compile(
     r"(?:read more|continue reading|more)\s*(?:»|›|→|\.\.\.|…)?)\s*$",
     re.IGNORECASE,
 )
-
-
-def _strip_cut_marks(text: str) -> tuple[str, bool]:
-    """`text` without the cut marks it ends with (one after another: "… [more]"), and
-    whether it had any."""
-    cut = False
-    while _may_end_with_cut_mark(text):
-        trimmed = _CUT_MARK.sub("", text)
-        if trimmed == text:
-            break
-        text, cut = trimmed, True
-    return text, cut
-
-
-def _may_end_with_cut_mark(text: str) -> bool:
-    r"""False when `_CUT_MARK` cannot match: its last character (before trailing space,
-    as `\s*$`) is none a cut mark ends with. The regex is anchored at the end but
-    tried from every position, which over a whole text cost more than the rest of
-    `entry_text`; most texts end with a letter or a single full stop."""
-    tail = text.rstrip()[-7:]  # "reading", the longest word a mark ends with
-    if not tail:
-        return False
-    last = tail[-1]
-    if last in "…)]»›→":
-        return True
-    if last == ".":
-        return tail.endswith("...")
-    if not tail.isascii():
-        return True  # IGNORECASE matches letters such as "ſ" and "K" (Kelvin) as ASCII ones
-    return tail.lower().endswith(("more", "reading"))
-
-
 # WordPress's RSS footer: "The post <title> appeared first on <site>."
 _WP_FOOTER = re.compile(r"\s*the post .{1,400}? appeared first on .{1,200}?\.?\s*$", re.IGNORECASE)
 _FIGURE = re.compile(r"<figure\b.*?</figure\s*>|<figcaption\b.*?</figcaption\s*>", re.I | re.S)
@@ -195,6 +163,36 @@ def entry_text(entry: ParsedEntry) -> tuple[str, bool]:
     html = entry.content or entry.summary
     text = html_to_text(_FIGURE.sub(" ", html)) if html else ""
     return _strip_cut_marks(_WP_FOOTER.sub("", text))
+
+
+def _strip_cut_marks(text: str) -> tuple[str, bool]:
+    """`text` without the cut marks it ends with (one after another: "… [more]"), and
+    whether it had any."""
+    cut = False
+    while _may_end_with_cut_mark(text):
+        trimmed = _CUT_MARK.sub("", text)
+        if trimmed == text:
+            break
+        text, cut = trimmed, True
+    return text, cut
+
+
+def _may_end_with_cut_mark(text: str) -> bool:
+    r"""False when `_CUT_MARK` cannot match: its last character (before trailing space,
+    as `\s*$`) is none a cut mark ends with. The regex is anchored at the end but
+    tried from every position, which over a whole text cost more than the rest of
+    `entry_text`; most texts end with a letter or a single full stop."""
+    tail = text.rstrip()[-7:]  # "reading", the longest word a mark ends with
+    if not tail:
+        return False
+    last = tail[-1]
+    if last in "…)]»›→":
+        return True
+    if last == ".":
+        return tail.endswith("...")
+    if not tail.isascii():
+        return True  # IGNORECASE matches letters such as "ſ" and "K" (Kelvin) as ASCII ones
+    return tail.lower().endswith(("more", "reading"))
 
 
 def fingerprint(entry: ParsedEntry, at: datetime) -> Fingerprint:
