@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import delete
+from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 
 from aggregator import dedupe
@@ -25,7 +27,7 @@ from aggregator.model import (
     SourceState,
     Validators,
 )
-from aggregator.store import Store, UnknownSourceError, entries, metadata
+from aggregator.store import SCHEMA_HEAD, Store, UnknownSourceError, entries, metadata
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -104,6 +106,43 @@ def test_upgrade_is_idempotent_and_matches_the_table_definitions(store: Store) -
         differences = compare_metadata(MigrationContext.configure(conn), metadata)
     assert differences == []
     assert store.data_version() == 0
+
+
+def test_schema_head_names_the_newest_migration() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", "aggregator:migrations")
+    assert ScriptDirectory.from_config(config).get_heads() == [SCHEMA_HEAD]
+
+
+def test_upgrade_runs_the_migrations_a_database_behind_is_missing(store: Store) -> None:
+    from aggregator.store import meta
+
+    with store._engine.begin() as conn:  # a database left by the release before 0006
+        conn.execute(text("UPDATE alembic_version SET version_num = '0005_retention'"))
+        conn.execute(delete(meta).where(meta.c.key == "data_version"))
+    store.upgrade()
+    with store._engine.connect() as conn:
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+        data_version = conn.scalar(select(meta.c.value).where(meta.c.key == "data_version"))
+    assert (version, data_version) == (SCHEMA_HEAD, "0")
+
+
+def test_upgrade_of_a_database_at_head_does_not_load_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'current.db'}"
+    Store(url).upgrade()
+    program = (
+        "import sys\n"
+        "from aggregator.store import Store\n"
+        f"Store({url!r}).upgrade()\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'alembic'))\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+    assert ran.stdout.strip() == "[]"
 
 
 def test_sqlite_file_gets_its_folder_and_wal_journal(tmp_path: Path) -> None:
