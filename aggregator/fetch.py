@@ -266,13 +266,18 @@ async def _system_resolver(host: str, port: int) -> list[str]:
 
 
 def _guarded_transport(
-    policy: AddressPolicy, resolver: Resolver | None, limits: httpx.Limits
+    policy: AddressPolicy,
+    resolver: Resolver | None,
+    limits: httpx.Limits,
+    ssl_context: ssl.SSLContext,
 ) -> httpx.AsyncHTTPTransport:
-    transport = httpx.AsyncHTTPTransport(http1=True, http2=False, limits=limits, trust_env=False)
+    transport = httpx.AsyncHTTPTransport(
+        verify=ssl_context, http1=True, http2=False, limits=limits, trust_env=False
+    )
     # httpx takes no network backend; its pool is replaced by an identical one that
     # has ours. (Checked by the address guard tests against real servers.)
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
+        ssl_context=ssl_context,
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,
@@ -331,6 +336,8 @@ class Fetcher:
         # Host -> monotonic time before which it is not asked again (its Retry-After).
         self._holds: dict[str, float] = {}
         self._clients: dict[AddressPolicy, httpx.AsyncClient] = {}
+        # One for every pool: loading the trusted roots costs 15 ms each time.
+        self._ssl_context: ssl.SSLContext | None = None
 
     def _client(self, policy: AddressPolicy) -> httpx.AsyncClient:
         """The client (and connection pool) of one address policy, made on first use."""
@@ -343,6 +350,8 @@ class Fetcher:
             max_keepalive_connections=self._concurrency,
             keepalive_expiry=5.0,
         )
+        if self._ssl_context is None:
+            self._ssl_context = httpx.create_ssl_context(trust_env=False)
         client = self._clients[policy] = httpx.AsyncClient(
             headers={
                 "User-Agent": self._user_agent,
@@ -352,7 +361,7 @@ class Fetcher:
             # The whole-fetch deadline in `fetch` is the real limit; these stop any
             # single phase from outliving it.
             timeout=httpx.Timeout(connect=timeout, read=timeout, write=timeout, pool=timeout),
-            transport=_guarded_transport(policy, self._resolver, limits),
+            transport=_guarded_transport(policy, self._resolver, limits, self._ssl_context),
             follow_redirects=False,
             # A jar whose policy accepts no domain: a Set-Cookie is never sent back.
             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
