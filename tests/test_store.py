@@ -114,7 +114,8 @@ def test_schema_head_names_the_newest_migration() -> None:
 
     config = Config()
     config.set_main_option("script_location", "aggregator:migrations")
-    assert ScriptDirectory.from_config(config).get_heads() == [SCHEMA_HEAD]
+    heads = ScriptDirectory.from_config(config).get_heads()
+    assert heads == [SCHEMA_HEAD], "a new migration: set store.SCHEMA_HEAD to its revision"
 
 
 def test_upgrade_runs_the_migrations_a_database_behind_is_missing(store: Store) -> None:
