@@ -65,7 +65,8 @@ def main() -> None:
     gencorpus.write(corpus, OUT, args.port, args.hosts)
     urls = (OUT / "feeds.txt").read_text().split()
     argv = [sys.executable, str(BENCH / "serve.py"), str(OUT), "--port", str(args.port)]
-    server = subprocess.Popen([*argv, "--hosts", str(args.hosts)], stdout=subprocess.PIPE, text=True)
+    argv += ["--hosts", str(args.hosts)]
+    server = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         ready = server.stdout.readline()
