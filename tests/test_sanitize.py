@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aggregator.sanitize import (
     html_to_text,
@@ -132,6 +137,20 @@ def test_sanitize_of_nothing_is_nothing() -> None:
 )
 def test_html_to_text(fragment: str, text: str) -> None:
     assert html_to_text(fragment) == text
+
+
+# Spaces of every kind Unicode has (no-break, ideographic, line separator…), among text.
+_SPACED_TEXT = st.text(
+    st.sampled_from([" ", "\t", "\n", "\xa0", "\u2028", "\u3000", "\x1c", "\x85", "a", "é", ";"])
+    | st.characters(),
+    max_size=40,
+)
+
+
+@given(_SPACED_TEXT)
+def test_html_to_text_collapses_exactly_the_whitespace_that_re_calls_whitespace(text: str) -> None:
+    fragment = html.escape(text, quote=False)  # markup-free, so only spacing and entities
+    assert html_to_text(fragment) == re.sub(r"\s+", " ", text).strip()
 
 
 def test_text_to_html_escapes_and_keeps_paragraphs() -> None:
