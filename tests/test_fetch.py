@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
+import socket
 import threading
 import tracemalloc
 import zlib
@@ -395,6 +396,92 @@ def test_set_cookie_is_never_sent_back(feed_server: FeedServer) -> None:
     assert feed_server.hits("/login") == 2
     assert feed_server.hits("/feed") == 4
     assert not [r for r in feed_server.requests if "cookie" in r.headers]
+
+
+class KeepAliveServer:
+    """HTTP/1.1 on 127.0.0.1 that answers every request on a connection with FEED and
+    counts its connections; with `close_idle_after`, it hangs up on a connection left
+    idle that long, as servers do to kept-alive connections (nginx: keepalive_timeout)."""
+
+    def __init__(self, close_idle_after: float | None = None) -> None:
+        self.close_idle_after = close_idle_after
+        self.connections = 0
+        self.requests = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+        reply = head + b"Content-Length: %d\r\n\r\n%s" % (len(FEED), FEED)
+        conn.settimeout(self.close_idle_after or 10.0)
+        pending = b""
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except TimeoutError:
+                    return  # idle too long: hang up
+                if not data:
+                    return
+                pending += data
+                while b"\r\n\r\n" in pending:
+                    _, pending = pending.split(b"\r\n\r\n", 1)
+                    self.requests += 1
+                    conn.sendall(reply)
+
+
+def fetch_one_by_one(urls: list[str], pause: float) -> list[FetchResponse | FetchError]:
+    """Each URL after the one before has been answered and `pause` seconds have passed,
+    through one Fetcher (one connection pool)."""
+
+    async def run() -> list[FetchResponse | FetchError]:
+        results: list[FetchResponse | FetchError] = []
+        async with Fetcher(user_agent=USER_AGENT, timeout=5.0, max_bytes=1_000_000) as fetcher:
+            for url in urls:
+                try:
+                    results.append(await fetcher.fetch("src", url))
+                except FetchError as error:
+                    results.append(error)
+                await asyncio.sleep(pause)
+        return results
+
+    return asyncio.run(run())
+
+
+def test_a_kept_alive_connection_serves_the_next_request_to_its_host() -> None:
+    server = KeepAliveServer()
+    try:
+        results = fetch_one_by_one([server.url("/a"), server.url("/b"), server.url("/c")], 0.05)
+        assert [ok(result).status for result in results] == [200, 200, 200]
+        assert (server.requests, server.connections) == (3, 1)
+    finally:
+        server.close()
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_used_again() -> None:
+    server = KeepAliveServer(close_idle_after=0.05)
+    try:
+        results = fetch_one_by_one([server.url("/a"), server.url("/b")], 0.5)
+        assert [ok(result).status for result in results] == [200, 200]
+        assert (server.requests, server.connections) == (2, 2)
+    finally:
+        server.close()
 
 
 @pytest.mark.parametrize(
