@@ -251,7 +251,8 @@ class _Stream(httpcore.AsyncNetworkStream):
 def _readable(sock: socket.socket) -> bool:
     """Whether reading `sock` would not block: data waiting, or (for an idle kept-alive
     connection, the case that matters) the server's close. A closed socket counts as
-    readable, as in httpcore, so its connection is dropped rather than used."""
+    readable, as in httpcore, so its connection is dropped rather than used. (httpcore's
+    own `is_socket_readable` is the same check, but private to it.)"""
     descriptor = sock.fileno()
     if descriptor < 0:
         return True
@@ -483,8 +484,6 @@ class Fetcher:
                 raise FetchError(source, url, f"timed out after {self.timeout:g}s") from None
             except httpx.HTTPError as error:
                 raise FetchError(source, url, _transport_cause(error)) from error
-            except httpx.InvalidURL as error:
-                raise FetchError(source, url, f"invalid URL: {error}") from None
 
     async def _follow(
         self,

@@ -398,6 +398,11 @@ def test_set_cookie_is_never_sent_back(feed_server: FeedServer) -> None:
     assert not [r for r in feed_server.requests if "cookie" in r.headers]
 
 
+def test_a_url_that_cannot_be_parsed_fails_naming_the_reason() -> None:
+    error = failed(fetch("http://[::1/feed"))
+    assert str(error) == "src: http://[::1/feed: invalid URL: Invalid port: ':1'"
+
+
 class KeepAliveServer:
     """HTTP/1.1 on 127.0.0.1 that answers every request on a connection with FEED and
     counts its connections; with `close_idle_after`, it hangs up on a connection left
