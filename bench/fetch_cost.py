@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ REPO = BENCH.parent
 sys.path[:0] = [str(REPO), str(BENCH)]
 
 import gencorpus  # noqa: E402
+from run import FeedServer  # noqa: E402
 
 from aggregator.fetch import NO_VALIDATORS, Fetcher, FetchResponse, Validators  # noqa: E402
 
@@ -64,14 +64,8 @@ def main() -> None:
     corpus = gencorpus.generate(args.feeds, 1, NOW)
     gencorpus.write(corpus, OUT, args.port, args.hosts)
     urls = (OUT / "feeds.txt").read_text().split()
-    argv = [sys.executable, str(BENCH / "serve.py"), str(OUT), "--port", str(args.port)]
-    argv += ["--hosts", str(args.hosts)]
-    server = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    server = FeedServer(args.port, args.hosts, gzip=False, directory=OUT)
     try:
-        assert server.stdout is not None
-        ready = server.stdout.readline()
-        if not ready.startswith("ready"):
-            sys.exit(f"bench/serve.py did not start (said {ready!r})")
         print(f"{len(urls)} feeds on {args.hosts} loopback addresses; {args.rounds} rounds each")
         print(f"{'concurrency':>11}  {'pass':<5} {'feeds/s':>8} {'CPU ms/request':>15}")
         for concurrency in [int(value) for value in args.concurrency.split(",")]:
@@ -94,8 +88,7 @@ def main() -> None:
                     f"{cpu / len(urls) * 1000:>15.2f}"
                 )
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        server.stop()
 
 
 if __name__ == "__main__":

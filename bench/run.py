@@ -187,8 +187,8 @@ def run_step(name: str, argv: list[str], server_pid: int | None = None) -> Step:
 class FeedServer:
     """bench/serve.py on many loopback addresses; `reload()` after the corpus changes."""
 
-    def __init__(self, port: int, hosts: int, gzip: bool) -> None:
-        argv = [PYTHON, str(BENCH / "serve.py"), str(OUT), "--port", str(port)]
+    def __init__(self, port: int, hosts: int, gzip: bool, directory: Path = OUT) -> None:
+        argv = [PYTHON, str(BENCH / "serve.py"), str(directory), "--port", str(port)]
         argv += ["--hosts", str(hosts)] + (["--gzip"] if gzip else [])
         self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=REPO)
         line = self._line()
