@@ -34,6 +34,7 @@ from aggregator.fingerprint import (
     WINDOW,
     Fingerprint,
     candidate_keys,
+    candidate_keys_of,
     contradicts,
     fingerprint,
     fingerprints,
@@ -420,6 +421,7 @@ def prepare(entries: Iterable[ParsedEntry]) -> tuple[PreparedEntry, ...]:
     holds. Pure: the same entries give the same values whichever parser made them."""
     unique = unique_entries(entries)
     prints = fingerprints([(entry, UNPLACED) for entry in unique])
+    keys = candidate_keys_of(prints)
     return tuple(
         PreparedEntry(
             entry=entry,
@@ -427,9 +429,9 @@ def prepare(entries: Iterable[ParsedEntry]) -> tuple[PreparedEntry, ...]:
             content_hash=entry_hash(entry),
             story_keys=story_keys(entry),
             fingerprint=print_,
-            candidate_keys=candidate_keys(print_),
+            candidate_keys=candidate,
         )
-        for entry, print_ in zip(unique, prints, strict=True)
+        for entry, print_, candidate in zip(unique, prints, keys, strict=True)
     )
 
 

@@ -5,14 +5,13 @@ that share a candidate key (`candidate_keys`: the specific title, the text's fir
 words, MinHash bands) are compared by `same_story`, which says why they are one
 story or returns None. Pure functions only: `dedupe.place` and the store build on them.
 
-Text similarity is MinHash over word 3-shingles (datasketch 2.0's `MinHash` with
-its "affine32" scheme and a pinned seed, computed here for a whole document at once
-with numpy, bit for bit the same, so stored signatures stay comparable across
-releases). MinHash rather than SimHash because summaries are short: one edited word
-in a 30-word summary moves about ten of SimHash's 64 bits — as far as unrelated
-texts — while MinHash still estimates a Jaccard similarity near 0.8. datasketch's
-LSH indexes live in memory, Redis or Cassandra, so the banding into candidate keys
-that the store indexes in SQL is done here.
+Text similarity is MinHash over word 3-shingles: each shingle hashed from its words'
+hashes, 48 "affine32" permutations (datasketch's family, the same seed), computed for a
+whole document at once with numpy (`_sketches`). MinHash rather than SimHash because
+summaries are short: one edited word in a 30-word summary moves about ten of SimHash's
+64 bits — as far as unrelated texts — while MinHash still estimates a Jaccard similarity
+near 0.8. datasketch's LSH indexes live in memory, Redis or Cassandra, so the banding
+into candidate keys that the store indexes in SQL is done here.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -32,7 +31,7 @@ from aggregator.sanitize import html_to_text
 
 # Bump when what a fingerprint or its candidate keys hold changes: the store then
 # recomputes them for every stored entry (Store.upgrade).
-VERSION = "1"
+VERSION = "2"
 
 # Copies of one story further apart in time than this are not compared by title or text:
 # republishers copy within days, and a title that comes back later is another article.
@@ -161,8 +160,17 @@ def entry_text(entry: ParsedEntry) -> tuple[str, bool]:
     "The post … appeared first on …" footer and a trailing cut mark or "Read more".
     """
     html = entry.content or entry.summary
-    text = html_to_text(_FIGURE.sub(" ", html)) if html else ""
-    return _strip_cut_marks(_WP_FOOTER.sub("", text))
+    if not html:
+        return _strip_cut_marks("")
+    # Each regex only where its literal can be: tried at every position, both cost more
+    # than the rest of entry_text. Under IGNORECASE no non-ASCII letter matches an "f",
+    # and none matches a letter of "appeared" (only ſ, K, İ and ı match ASCII ones).
+    if "<f" in html or "<F" in html:
+        html = _FIGURE.sub(" ", html)
+    text = html_to_text(html)
+    if "appeared" in text.lower():
+        text = _WP_FOOTER.sub("", text)
+    return _strip_cut_marks(text)
 
 
 def _strip_cut_marks(text: str) -> tuple[str, bool]:
@@ -201,50 +209,55 @@ def fingerprint(entry: ParsedEntry, at: datetime) -> Fingerprint:
 
 
 def fingerprints(entries: Sequence[tuple[ParsedEntry, datetime]]) -> list[Fingerprint]:
-    """`fingerprint` of each (entry, effective time): the MinHash of a whole document's
-    texts in one vectorised pass, which costs little more than one text's."""
-    texts: list[tuple[str, bool, list[str], set[bytes]]] = []
+    """`fingerprint` of each (entry, effective time): the shingles and MinHash of a whole
+    document's texts in one vectorised pass, which costs little more than one text's."""
+    texts: list[tuple[str, bool, list[str]]] = []
     for entry, _ in entries:
         title = normalise_title(entry.title or "")
         text, truncated = entry_text(entry)
         words = folded_words(text)
         if truncated and words:
             words = words[:-1]  # a cut may fall inside the last word
-        texts.append((title, truncated, words, _shingles(words)))
-    signatures = _minhashes(
-        [shingles for _, _, words, shingles in texts if len(words) >= TEXT_MIN_WORDS]
-    )
-    result: list[Fingerprint] = []
-    for (title, truncated, words, shingles), (_, at) in zip(texts, entries, strict=True):
-        result.append(
-            Fingerprint(
-                title=title,
-                title_specific=title_is_specific(title),
-                lead=tuple(words[:KEEP_WORDS]),
-                words=len(words),
-                shingles=len(shingles),
-                truncated=truncated,
-                signature=next(signatures) if len(words) >= TEXT_MIN_WORDS else None,
-                at=at,
-            )
+        texts.append((title, truncated, words))
+    counts, signatures = _sketches([words for _, _, words in texts])
+    return [
+        Fingerprint(
+            title=title,
+            title_specific=title_is_specific(title),
+            lead=tuple(words[:KEEP_WORDS]),
+            words=len(words),
+            shingles=shingles,
+            truncated=truncated,
+            signature=signature,
+            at=at,
         )
-    return result
+        for (title, truncated, words), shingles, signature, (_, at) in zip(
+            texts, counts, signatures, entries, strict=True
+        )
+    ]
 
 
 def candidate_keys(fp: Fingerprint) -> tuple[int, ...]:
     """The indexed keys under which copies of the same story are likely to meet: the title
     (when specific), the first LEAD_WORDS words, and one key per MinHash band. Signed
     64-bit integers, so the index stays small; a collision only costs one comparison."""
-    keys: list[int] = []
-    if fp.title_specific:
-        keys.append(_key(b"title", fp.title.encode()))
-    if len(fp.lead) >= LEAD_WORDS:
-        keys.append(_key(b"lead", " ".join(fp.lead[:LEAD_WORDS]).encode()))
-    if fp.signature is not None:
-        for band in range(BANDS):
-            rows = fp.signature[band * ROWS : (band + 1) * ROWS]
-            keys.append(_key(b"band", bytes([band]) + struct.pack(f"<{ROWS}I", *rows)))
-    return tuple(keys)
+    return candidate_keys_of([fp])[0]
+
+
+def candidate_keys_of(prints: Sequence[Fingerprint]) -> list[tuple[int, ...]]:
+    """`candidate_keys` of each fingerprint: the band keys of all of them in one numpy pass."""
+    bands = iter(_band_keys([fp.signature for fp in prints if fp.signature is not None]))
+    result: list[tuple[int, ...]] = []
+    for fp in prints:
+        keys: list[int] = []
+        if fp.title_specific:
+            keys.append(_key(b"title", fp.title.encode()))
+        if len(fp.lead) >= LEAD_WORDS:
+            keys.append(_key(b"lead", " ".join(fp.lead[:LEAD_WORDS]).encode()))
+        if fp.signature is not None:
+            keys.extend(next(bands))
+        result.append(tuple(keys))
+    return result
 
 
 def same_story(a: Fingerprint, b: Fingerprint, window: timedelta = WINDOW) -> str | None:
@@ -329,53 +342,133 @@ def _titles_related(a: str, b: str) -> bool:
     return len(shorter) >= 4 and longer[: len(shorter)] == shorter
 
 
-def _shingles(words: list[str]) -> set[bytes]:
-    if len(words) < SHINGLE_WORDS:
-        return {" ".join(words).encode()} if words else set()
-    return {f"{a} {b} {c}".encode() for a, b, c in zip(words, words[1:], words[2:], strict=False)}
+# The hashing behind shingles, signatures and band keys (VERSION 2). A shingle's hash is
+# made from its three words' hashes in numpy rather than by hashing each shingle's bytes:
+# SHA-1 of every shingle (datasketch's way, VERSION 1) was a Python call per shingle, some
+# 100 per entry and half of what preparing an entry cost. Word hashes are BLAKE2b, so
+# they do not depend on the process (str hashes do) or on the Python release.
+_SHINGLE_MULTIPLIERS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F)
+_BAND_MULTIPLIER = 0x165667B19E3779F9
+# Word hashes are kept between documents (the same few thousand words make most texts);
+# past this many the cache starts again, so a worker's memory stays bounded.
+_WORD_CACHE_LIMIT = 200_000
+_word_cache: dict[str, int] = {}
+# Shingles permuted at once: 65,536 x NUM_PERM uint32 is 12 MB, whatever a document holds.
+_SHINGLES_PER_ROUND = 1 << 16
+
+
+def _word_hashes(words: list[str]) -> list[int]:
+    cache = _word_cache
+    missing = set(words).difference(cache)
+    if missing:
+        if len(cache) + len(missing) > _WORD_CACHE_LIMIT:
+            cache.clear()
+        blake2b = hashlib.blake2b
+        for word in missing:
+            cache[word] = int.from_bytes(blake2b(word.encode(), digest_size=8).digest(), "little")
+    return list(map(cache.__getitem__, words))
+
+
+def _fmix64(values: Any) -> Any:
+    """MurmurHash3's 64-bit finalizer over a uint64 array (in place): every input bit
+    moves every output bit, so the plain sums and products before it hash well."""
+    import numpy as np
+
+    values ^= values >> np.uint64(33)
+    values *= np.uint64(0xFF51AFD7ED558CCD)
+    values ^= values >> np.uint64(33)
+    values *= np.uint64(0xC4CEB9FE1A85EC53)
+    values ^= values >> np.uint64(33)
+    return values
+
+
+def _sketches(texts: Sequence[list[str]]) -> tuple[list[int], list[tuple[int, ...] | None]]:
+    """For each text (its folded words): how many distinct word 3-shingles it has, and its
+    MinHash signature (None below TEXT_MIN_WORDS words).
+
+    A shingle's hash is fmix64(h1 * M1 + h2 * M2 + h3) of its words' hashes, modulo
+    2**64; its top 32 bits go through NUM_PERM permutations `a * h + b mod 2**32` (the
+    "affine32" family, `a` odd), and a signature is the minimum per permutation. A text of
+    one or two words is one shingle. Imported here: numpy costs a tenth of a second to
+    load, which most commands need not pay.
+    """
+    import numpy as np
+
+    lengths = np.array([len(words) for words in texts], dtype=np.int64)
+    counts = [1 if 0 < n < SHINGLE_WORDS else 0 for n in lengths.tolist()]
+    signatures: list[tuple[int, ...] | None] = [None] * len(texts)
+    if not texts or int(lengths.max()) < SHINGLE_WORDS:
+        return counts, signatures
+    flat = np.array(_word_hashes([word for words in texts for word in words]), dtype=np.uint64)
+    ends = np.cumsum(lengths)
+    owner = np.repeat(np.arange(len(texts)), lengths)[:-2]
+    # Position p starts a shingle of its text when its third word is still in that text.
+    starts_shingle = np.arange(2, len(flat)) < ends[owner]
+    first, second = _SHINGLE_MULTIPLIERS
+    hashes = _fmix64(
+        (flat[:-2] * np.uint64(first) + flat[1:-1] * np.uint64(second) + flat[2:])[starts_shingle]
+    )
+    owner = owner[starts_shingle]
+    # Distinct shingles per text: sorted by (text, hash), a run's first element counts.
+    order = np.lexsort((hashes, owner))
+    sorted_owner, sorted_hashes = owner[order], hashes[order]
+    distinct = np.ones(len(order), dtype=bool)
+    distinct[1:] = sorted_owner[1:] != sorted_owner[:-1]
+    distinct[1:] |= sorted_hashes[1:] != sorted_hashes[:-1]
+    per_text = np.bincount(sorted_owner[distinct], minlength=len(texts))
+    for text, count in enumerate(per_text.tolist()):
+        if lengths[text] >= SHINGLE_WORDS:
+            counts[text] = count
+    signed = np.flatnonzero(lengths >= TEXT_MIN_WORDS)
+    if not len(signed):
+        return counts, signatures
+    keep = lengths[owner] >= TEXT_MIN_WORDS
+    values = (hashes[keep] >> np.uint64(32)).astype(np.uint32)
+    # Each signed text's run of shingles (owner is in text order; no run is empty).
+    run_starts = np.searchsorted(owner[keep], signed)
+    run_ends = np.append(run_starts[1:], len(values))
+    a, b = _permutations()
+    first_text = 0
+    while first_text < len(signed):
+        # As many whole texts as fit in one round (at least one, however long).
+        low = run_starts[first_text]
+        last_text = max(
+            first_text + 1, int(np.searchsorted(run_ends, low + _SHINGLES_PER_ROUND, "right"))
+        )
+        high = run_ends[last_text - 1]
+        permuted = values[low:high, None] * a + b  # wraps around: the modulo 2**32
+        minima = np.minimum.reduceat(permuted, run_starts[first_text:last_text] - low, axis=0)
+        for text, row in zip(signed[first_text:last_text].tolist(), minima.tolist(), strict=True):
+            signatures[text] = tuple(row)
+        first_text = last_text
+    return counts, signatures
+
+
+def _band_keys(signatures: Sequence[tuple[int, ...]]) -> list[list[int]]:
+    """For each signature, one signed 64-bit key per band of ROWS values: fmix64 over the
+    band's number and rows, so equal rows in two bands make two keys."""
+    if not signatures:
+        return []
+    import numpy as np
+
+    rows = np.array(signatures, dtype=np.uint64).reshape(len(signatures), BANDS, ROWS)
+    keys = np.broadcast_to(np.arange(1, BANDS + 1, dtype=np.uint64), (len(signatures), BANDS))
+    keys = _fmix64(keys.copy())
+    for row in range(ROWS):
+        keys = _fmix64((keys ^ rows[:, :, row]) * np.uint64(_BAND_MULTIPLIER))
+    return keys.view(np.int64).tolist()  # type: ignore[no-any-return]
 
 
 @lru_cache(maxsize=1)
 def _permutations() -> tuple[Any, Any]:
-    # datasketch 2.0's "affine32" scheme, which the stored signatures were made with
-    # (tests/test_fingerprint.py compares the two bit for bit): `a` odd, `b` any, drawn
-    # in this order from numpy's legacy generator seeded with _MINHASH_SEED. Imported
-    # here: numpy costs a tenth of a second to load, which most commands need not pay.
+    # `a` odd and `b` any, drawn in this order from numpy's legacy generator seeded
+    # with _MINHASH_SEED (datasketch 2.0's way of drawing its "affine32" permutations).
     import numpy as np
 
     generator = np.random.RandomState(_MINHASH_SEED)
     a = generator.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
     b = generator.randint(0, 1 << 32, NUM_PERM, dtype=np.uint32)
     return a, b
-
-
-def _minhashes(texts: Sequence[set[bytes]]) -> Iterator[tuple[int, ...]]:
-    """The MinHash signature of each non-empty set of shingles, in order.
-
-    As datasketch's `MinHash(num_perm=NUM_PERM, seed=_MINHASH_SEED, scheme="affine32")`
-    updated with the shingles: the first 4 bytes of each shingle's SHA-1 (little
-    endian), mixed by the MurmurHash3 finalizer, then `a * h + b mod 2**32` per
-    permutation, the minimum per permutation. Here every text of a document goes
-    through numpy at once (`minimum.reduceat` over the texts' runs of hashes) instead
-    of one MinHash object and a handful of small arrays per text.
-    """
-    if not texts:
-        return iter(())
-    import numpy as np
-
-    sha1 = hashlib.sha1
-    digests = b"".join(sha1(shingle).digest()[:4] for shingles in texts for shingle in shingles)
-    starts = np.cumsum([0, *(len(shingles) for shingles in texts[:-1])])
-    hv = np.frombuffer(digests, dtype="<u4").astype(np.uint32)
-    hv ^= hv >> np.uint32(16)
-    hv *= np.uint32(0x85EBCA6B)
-    hv ^= hv >> np.uint32(13)
-    hv *= np.uint32(0xC2B2AE35)
-    hv ^= hv >> np.uint32(16)
-    a, b = _permutations()
-    permuted = hv[:, None] * a + b  # wraps around: the modulo 2**32 of the scheme
-    minima = np.minimum.reduceat(permuted, starts, axis=0)
-    return iter([tuple(row) for row in minima.tolist()])
 
 
 def _key(kind: bytes, payload: bytes) -> int:
