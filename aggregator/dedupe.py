@@ -93,15 +93,16 @@ def canonical_url(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"  # an IPv6 literal keeps its brackets, or the port would merge into it
     netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
-    path = re.sub(r"/{2,}", "/", parts.path) or "/"
+    path = (re.sub(r"/{2,}", "/", parts.path) if "//" in parts.path else parts.path) or "/"
     if len(path) > 1:
         path = path.rstrip("/")
+    # Most article URLs have no query: parse_qsl and urlencode were half of the cost.
     query = [
         (key, value)
-        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        for key, value in (parse_qsl(parts.query, keep_blank_values=True) if parts.query else ())
         if key.lower() not in _TRACKING_PARAMS and not key.lower().startswith(_TRACKING_PREFIXES)
     ]
-    return urlunsplit(("https", netloc, path, urlencode(sorted(query)), ""))
+    return urlunsplit(("https", netloc, path, urlencode(sorted(query)) if query else "", ""))
 
 
 def entry_key(entry: ParsedEntry) -> str:
@@ -191,21 +192,24 @@ def article_url(url: str) -> str | None:
         del segments[1]
     if segments[-1].endswith(".amp"):
         segments[-1] = segments[-1][: -len(".amp")]
-    segments[-1] = re.sub(r"\.amp(\.[a-z0-9]+)$", r"\1", segments[-1])
+    if ".amp" in segments[-1]:
+        segments[-1] = re.sub(r"\.amp(\.[a-z0-9]+)$", r"\1", segments[-1])
     path = "/".join(segments) or "/"
     query = [
         (key, value)
-        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        for key, value in (parse_qsl(parts.query, keep_blank_values=True) if parts.query else ())
         if not (key.lower() in _AMP_PARAMS and _AMP_PARAMS[key.lower()] in (None, value.lower()))
     ]
     if path == "/" and not query:
         return None
-    return urlunsplit(("https", host, path, urlencode(query), ""))
+    return urlunsplit(("https", host, path, urlencode(query) if query else "", ""))
 
 
 def _unwrap_redirect(url: str) -> str:
     """The URL a redirect wrapper carries, unwrapped as often as it is nested (thrice at most)."""
     for _ in range(3):
+        if "?" not in url:
+            return url  # no query, nothing carried: most links
         try:
             parts = urlsplit(url)
         except ValueError:
