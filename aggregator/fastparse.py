@@ -34,6 +34,8 @@ from feedparser.mixin import _FeedParserMixin
 from feedparser.urls import _urljoin
 from lxml import etree
 
+from aggregator.sanitize import joins_to_itself
+
 ATOM_NS: Final = "http://www.w3.org/2005/Atom"
 RSS10_NS: Final = "http://purl.org/rss/1.0/"
 RDF_NS: Final = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -308,8 +310,17 @@ def _text(element: Any, base: str | None = None) -> str:
     with `base`, resolved against it first, as feedparser does for URL elements."""
     text = _raw(element)
     if text and base is not None:
-        text = _urljoin(base, text)
+        text = _join(base, text)
     return _repair(text)
+
+
+def _join(base: str, uri: str) -> str:
+    """feedparser's _urljoin; most feeds' URLs are absolute already, and then it cannot
+    change them (its slash fix-up included: that needs "://" followed by "/")."""
+    if joins_to_itself(uri, base):
+        return uri
+    result: str = _urljoin(base, uri)
+    return result
 
 
 def _raw(element: Any) -> str:
@@ -455,7 +466,7 @@ def _link(element: Any, context: dict[str, Any], base: str, seen: set[str], *, e
     if href:
         attrs.pop("url", None)
         attrs.pop("uri", None)
-        attrs["href"] = _urljoin(base, href)
+        attrs["href"] = _join(base, href)
         context.setdefault("links", []).append(attrs)
         kind = _FeedParserMixin.map_content_type(attrs.get("type") or "")
         if rel == "alternate" and kind in _HTML_TYPES:

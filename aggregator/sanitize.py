@@ -8,6 +8,7 @@ library does for us in one call.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import threading
@@ -22,6 +23,17 @@ _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 _TAG = re.compile(r"<[^>]*>")
 _URL_NOISE = re.compile(r"[\x00-\x20]")
 _SPACE = re.compile(r"\s+")
+# An absolute http(s) URL that urllib.parse splits and puts back together unchanged:
+# lower-case scheme, an ASCII host without brackets (nothing for urlsplit to validate
+# or reject), no whitespace or controls (urlsplit strips or drops some), and no empty
+# params, query or fragment (urlunsplit drops their delimiter). Joined to any base that
+# parses, such a URL comes back as it is, so most feeds' URLs need no join at all.
+_PLAIN_WEB_URL = re.compile(
+    r"https?://[A-Za-z0-9\-._~%!$&'()*+,;=:@]+"
+    r"(?:/[^\x00-\x20\x7f\s?#]*(?<!;))?"
+    r"(?:\?[^\x00-\x20\x7f\s#]+)?"
+    r"(?:#[^\x00-\x20\x7f\s]+)?"
+)
 
 # Ammonia's allow-list (no script, style, forms, frames, objects) plus the media
 # elements news articles carry. Anything else is unwrapped: its text stays.
@@ -94,12 +106,27 @@ def text_to_html(text: str) -> str:
     return "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
 
 
+def joins_to_itself(url: str, base_url: str | None) -> bool:
+    """Whether `urljoin(base_url, url)` is `url` exactly, without joining."""
+    return _PLAIN_WEB_URL.fullmatch(url) is not None and (not base_url or _parses_as_base(base_url))
+
+
+@functools.lru_cache(maxsize=256)
+def _parses_as_base(base_url: str) -> bool:
+    # urljoin parses the base before it looks at the URL: a bad base fails every join.
+    try:
+        urlsplit(base_url)
+    except ValueError:
+        return False
+    return True
+
+
 def absolute_url(url: str, base_url: str | None) -> str | None:
     """`url` resolved against `base_url`; None when it cannot be a URL at all."""
     url = url.strip()
     if not url:
         return None
-    if not base_url:
+    if not base_url or joins_to_itself(url, base_url):
         return url
     try:
         return urljoin(base_url, url)
@@ -111,7 +138,10 @@ def web_url(url: str | None, base_url: str | None = None) -> str | None:
     """An absolute http(s) URL, or None: what an output may link to."""
     if not url:
         return None
-    resolved = absolute_url(strip_xml_illegal(url), base_url)
+    url = strip_xml_illegal(url)
+    if joins_to_itself(url, base_url):
+        return url  # absolute http(s) with a host and no whitespace: all checked
+    resolved = absolute_url(url, base_url)
     if resolved is None:
         return None
     try:

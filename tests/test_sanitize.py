@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import html
 import re
+from urllib.parse import urljoin
 
 import pytest
+from feedparser.urls import _urljoin
 from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregator.sanitize import (
     html_to_text,
+    joins_to_itself,
     sanitize_html,
     strip_xml_illegal,
     text_to_html,
@@ -176,3 +179,63 @@ def test_web_url(url: str, base: str | None, expected: str | None) -> None:
 
 def test_strip_xml_illegal_keeps_tab_newline_and_unicode() -> None:
     assert strip_xml_illegal("a\tb\nc\rd\x0be\ufffff–✓") == "a\tb\nc\rdef–✓"
+
+
+# URL pieces urlsplit treats specially: delimiters, brackets, whitespace and controls it
+# strips or drops, characters that change under NFKC, upper-case schemes.
+_URL_PIECES = st.sampled_from(
+    [
+        *("http://", "https://", "HTTP://", "//", "/", "?", "#", ";", "[", "]", "::1", ":80"),
+        *("@", "a", "Z", "0", "-", ".", "..", "%2F", "~", "&", "=", " ", "\t", "\n", "\r"),
+        *("\x00", "\x1f", "\x7f", "\xa0", "\u2028", "é", "\u2100", "\ufffe"),
+    ]
+)
+_URLS = st.lists(_URL_PIECES, max_size=12).map("".join)
+_BASES = (
+    st.sampled_from(
+        [
+            "",
+            BASE,
+            "http://x.test",
+            "feed://x.test/a",
+            "http://[bad/",
+            "https://h\u2100x/",
+            "mailto:a@b",
+        ]
+    )
+    | _URLS
+)
+
+
+@given(st.sampled_from(["http://", "https://"]).flatmap(lambda s: _URLS.map(s.__add__)), _BASES)
+def test_a_url_that_joins_to_itself_is_what_urljoin_gives(url: str, base: str) -> None:
+    if not joins_to_itself(url, base):
+        return
+    assert (urljoin(base, url) if base else url) == url
+    assert _urljoin(base, url) == url  # feedparser's, used by the fast path
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "HTTP://x.test/a",
+        "http://x.test/a?",
+        "http://x.test/a#",
+        "http://x.test/a?#f",
+        "http://x.test/a;",
+        "http://x.test/a\tb",
+        "http://[::1]/a",
+        "http://x\u2100y.test/",
+        "http:///a",
+        "http://x.test/a b",
+        "ftp://x.test/a",
+        "/a",
+    ],
+)
+def test_urls_that_urljoin_may_change_are_joined(url: str) -> None:
+    assert not joins_to_itself(url, BASE)
+
+
+def test_no_url_joins_to_itself_against_a_base_urljoin_rejects() -> None:
+    assert not joins_to_itself("https://x.test/a", "http://[bad/")
+    assert web_url("https://x.test/a", "http://[bad/") is None
