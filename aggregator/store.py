@@ -411,7 +411,13 @@ class Store:
             and not database.startswith("file:")
         ):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self._engine: Engine = create_engine(parsed)
+        # SQLite: the most recently returned connection is handed out first, so the one
+        # writer keeps its page cache warm from one write to the next (another
+        # connection's write makes SQLite drop a connection's cache), and the others
+        # idle with whatever little they read.
+        self._engine: Engine = (
+            create_engine(parsed, pool_use_lifo=True) if self._sqlite else create_engine(parsed)
+        )
         if self._sqlite:
             _configure_sqlite(self._engine)
 
@@ -1020,6 +1026,8 @@ class Store:
                 yield conn
 
 
+# Each SQLite connection's page cache, at most (KiB).
+CACHE_KIB = 65536
 # Pages of WAL between automatic checkpoints (4 KB each: 64 MB).
 WAL_CHECKPOINT_PAGES = 16384
 
@@ -1047,9 +1055,12 @@ def _configure_sqlite(engine: Engine) -> None:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=10000")
             # SQLite's default page cache is 2 MB: a poll's index lookups and inserts then
-            # reread the same pages from the OS over and over. Not more than 16 MB: each
-            # pooled connection has its own, and it all counts in the daemon's memory.
-            cursor.execute("PRAGMA cache_size=-16384")
+            # reread the same pages from the OS over and over. The candidate key index is
+            # keyed by hash, so every document's keys land on pages all over it: with 16 MB
+            # a cold pass over 2,000 feeds (a 55 MB index) stored 16% slower than with 64.
+            # A connection only fills what it reads; the pool is LIFO, so that is mostly
+            # the writer's.
+            cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             # A checkpoint (copying the WAL into the database, two fsyncs) every 64 MB of
             # WAL instead of SQLite's 4 MB: a cold poll of thousands of feeds spent a
             # quarter of its writer's time checkpointing, rewriting the same index pages
