@@ -279,6 +279,30 @@ def test_new_entries_are_stored_with_every_field(synced: Store) -> None:
     assert stored.published is not None and stored.published.tzinfo is not None
 
 
+def test_a_document_larger_than_one_insert_statement_is_stored_whole(
+    synced: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries and stories go in multi-row INSERT statements of bounded size; a document
+    that needs several of them keeps every entry, each in its own story, each field whole."""
+    from aggregator import store as module
+
+    monkeypatch.setattr(module, "_MAX_PARAMETERS", 45)  # two entries (19 columns) a statement
+    many = [entry(n, tags=(f"tag-{n}",), updated=T0) for n in range(1, 8)]
+    assert synced.record_poll(poll("alpha", *many)) == SaveCounts(new=7)
+    stored = {story.face.guid: story.face for story in synced.stories()}
+    assert sorted(stored) == sorted(item.guid for item in many if item.guid)
+    for item in many:
+        face = stored[item.guid]
+        assert (face.link, face.title, face.tags, face.published, face.updated) == (
+            item.link,
+            item.title,
+            item.tags,
+            item.published,
+            item.updated,
+        )
+    assert synced.record_poll(poll("alpha", *many, at=T0 + HOUR)) == SaveCounts(unchanged=7)
+
+
 def test_repoll_of_identical_document_changes_nothing(synced: Store) -> None:
     synced.record_poll(poll("alpha", entry(1), entry(2)))
     version = synced.data_version()
