@@ -155,6 +155,29 @@ def test_entry_identity_is_the_same_on_both_paths(item: str, key: str) -> None:
     assert [dedupe.entry_key(e) for e in slow.entries] == [key]
 
 
+@pytest.mark.parametrize(
+    "item",
+    [
+        # Titles that do and do not look like HTML to feedparser, with "<" or "&" and without.
+        "<title>a &lt;b&gt;bold&lt;/b&gt; move</title><link>https://example.org/a</link>",
+        "<title>fish &amp;amp; chips, AT&amp;T</title><link>https://example.org/a</link>",
+        "<title>plain words</title><link>https://example.org/a</link>",
+        # UTF-8 read as Latin-1, and C1 controls: the repairs of every text.
+        "<title>caf\u00c3\u00a9 \u0080 Krak\u00f3w</title><link>https://example.org/a</link>",
+        # Elements of an unknown namespace, with and without a prefix feedparser knows.
+        '<x:y xmlns:x="https://x.example/">v</x:y><title>t</title><link>/a</link>',
+        # URLs the join changes, and one it cannot.
+        "<link>HTTP://example.org/a?</link><guid>https://example.org/g#</guid>",
+        "<link>https://example.org/a;p?q=1#f</link><guid>//example.org/g</guid>",
+    ],
+)
+def test_small_documents_read_the_same_on_both_paths(item: str) -> None:
+    body = RSS.format(items=f"<item>{item}</item>").encode()
+    url = "https://example.org/feed/rss"
+    assert parse_fast(body, url=url, content_type=None, max_entries=10) is not None
+    assert parse_document(body, url=url) == parse_with_feedparser(body, url=url)
+
+
 def test_html_entity_in_title_makes_the_document_take_feedparser_and_keeps_the_title() -> None:
     # &rsquo; is HTML, not XML: the document is not well-formed.
     body = RSS.format(
