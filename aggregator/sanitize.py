@@ -88,7 +88,9 @@ _URL_ATTRIBUTES: Final = frozenset(
 
 def strip_xml_illegal(text: str) -> str:
     """Remove the characters XML 1.0 cannot carry."""
-    return _XML_ILLEGAL.sub("", text)
+    # Every one of them is a control, a surrogate or a noncharacter, none printable;
+    # the test is several times cheaper than a substitution that finds nothing.
+    return text if text.isprintable() else _XML_ILLEGAL.sub("", text)
 
 
 def html_to_text(fragment: str) -> str:

@@ -177,6 +177,16 @@ def test_web_url(url: str, base: str | None, expected: str | None) -> None:
     assert web_url(url, base) == expected
 
 
+def test_no_printable_character_is_illegal_in_xml() -> None:
+    # strip_xml_illegal returns printable text as it is.
+    printable_and_illegal = [
+        hex(code)
+        for code in range(0x110000)
+        if chr(code).isprintable() and strip_xml_illegal(f"a{chr(code)}\n") != f"a{chr(code)}\n"
+    ]
+    assert printable_and_illegal == []
+
+
 def test_strip_xml_illegal_keeps_tab_newline_and_unicode() -> None:
     assert strip_xml_illegal("a\tb\nc\rd\x0be\ufffff–✓") == "a\tb\nc\rdef–✓"
 
