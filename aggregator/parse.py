@@ -277,17 +277,23 @@ def _warning(problem: object) -> str:
 
 def _xml_entry(entry: dict[str, Any], url: str) -> ParsedEntry:
     base = _base(entry.get("title_detail") or entry.get("summary_detail"), url)
-    content_html = ""
+    content, content_kind, content_base = "", None, base
     for part in entry.get("content") or ():
         value = part.get("value") or ""
         if value.strip():
-            content_html = _html(value, part.get("type"), _base(part, base))
+            content, content_kind, content_base = value, part.get("type"), _base(part, base)
             break
-    summary_html = _html(
-        entry.get("summary") or "",
-        (entry.get("summary_detail") or {}).get("type"),
-        _base(entry.get("summary_detail"), base),
-    )
+    content_html = _html(content, content_kind, content_base)
+    summary_detail = entry.get("summary_detail") or {}
+    summary, summary_kind = entry.get("summary") or "", summary_detail.get("type")
+    summary_base = _base(summary_detail, base)
+    same_text = summary == content and summary_base == content_base
+    if same_text and _is_html(summary_kind) == _is_html(content_kind):
+        # Both parsers copy a lone content into the summary: a whole article's HTML,
+        # not to be sanitised twice.
+        summary_html = content_html
+    else:
+        summary_html = _html(summary, summary_kind, summary_base)
     caption = _plain(entry.get("media_description"), None)
     if not summary_html and not content_html and caption:
         # YouTube and other media feeds describe an entry only in media:description.
@@ -318,7 +324,9 @@ def _same_text(summary_html: str, content_html: str) -> bool:
     """Whether the summary only repeats the content. Texts alone decide, except that
     two texts that are both empty (an image, say) are not "the same"."""
     summary_text = html_to_text(summary_html)
-    return bool(summary_text) and summary_text == html_to_text(content_html)
+    return bool(summary_text) and (
+        summary_html == content_html or summary_text == html_to_text(content_html)
+    )
 
 
 def _is_empty(entry: ParsedEntry) -> bool:
@@ -340,9 +348,13 @@ def _base(detail: Mapping[str, Any] | None, default: str) -> str:
 
 
 def _html(value: str, kind: str | None, base: str) -> str:
-    if (kind or "text/html").lower() in _HTML_TYPES:
+    if _is_html(kind):
         return sanitize_html(value, base)
     return text_to_html(value)
+
+
+def _is_html(kind: str | None) -> bool:
+    return (kind or "text/html").lower() in _HTML_TYPES
 
 
 def _cap(fragment: str) -> str:
