@@ -407,3 +407,18 @@ def test_every_corpus_document_parses_or_fails_with_a_parse_error(corpus_dir: Pa
             assert "<script" not in entry.content.lower() and "<script" not in entry.summary
     assert not unreadable_feeds
     assert parsed > 0.9 * (parsed + failed), (parsed, failed)
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_a_lone_content_is_the_content_and_not_also_the_summary(fast_path: bool) -> None:
+    # Both parsers copy a lone content into the summary; it is sanitised once, and the
+    # summary that only repeats it is dropped.
+    body = RSS.format(
+        items="<item><guid>g</guid><content:encoded>&lt;p onclick='x()'&gt;Body "
+        "&lt;a href='/a'&gt;link&lt;/a&gt;&lt;/p&gt;</content:encoded></item>"
+    ).encode()
+    (entry,) = parse_document(body, url=URL, fast_path=fast_path).entries
+    assert entry.summary == ""
+    assert entry.content == (
+        '<p>Body <a href="https://example.com/a" rel="noopener noreferrer">link</a></p>'
+    )
