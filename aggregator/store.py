@@ -96,7 +96,7 @@ _PG_MIGRATION_LOCK = 0x61676772  # "aggr"
 # The newest migration's revision (tests hold it to the scripts). A database already
 # there is not handed to Alembic at all: loading it and its scripts is a fifth of the
 # start-up of every command, and almost every start finds nothing to do.
-SCHEMA_HEAD = "0006_scale"
+SCHEMA_HEAD = "0007_slim_match_keys"
 
 _WRITE_OPTION = "aggregator_write"
 
@@ -277,11 +277,10 @@ match_keys = Table(
     Column("key", BigInteger, primary_key=True),
     Column("at", UTCDateTime, primary_key=True),
     Column("entry_id", Integer, ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True),
-    Column("story_id", Integer, ForeignKey("stories.id", ondelete="CASCADE"), nullable=False),
+    # No story: an entry never changes story, and a third index written for every key
+    # cost more than reading a found key's story from its entry (migration 0007).
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
     Index("ix_match_keys_entry_id", "entry_id"),
-    # Migration 0005_retention: what deleting a story (its cascade) finds its keys by.
-    Index("ix_match_keys_story_id", "story_id"),
     sqlite_with_rowid=False,
 )
 
@@ -1138,7 +1137,6 @@ def _prune_batch(
         conn.execute(match_keys.delete().where(match_keys.c.entry_id.in_(chunk)))
         conn.execute(entry_fingerprints.delete().where(entry_fingerprints.c.entry_id.in_(chunk)))
         conn.execute(entries.delete().where(entries.c.id.in_(chunk)))
-    conn.execute(match_keys.delete().where(match_keys.c.story_id.in_(story_ids)))
     conn.execute(story_keys.delete().where(story_keys.c.story_id.in_(story_ids)))
     conn.execute(stories.delete().where(stories.c.id.in_(story_ids)))
     _bump_data_version(conn)
@@ -1536,7 +1534,7 @@ def _save_entries(
     # Fingerprints only for what is written: most entries of a re-polled feed are unchanged.
     matching = {item.key: _placed(item, now) for item in fresh}
     touched: set[int] = set()
-    marks: list[tuple[int, int, int, _Matching]] = []  # entry, story, source, fingerprint
+    marks: list[tuple[int, int, _Matching]] = []  # entry, source, fingerprint
     if changed:
         conn.execute(
             update(entries).where(entries.c.id == bindparam("b_id")),
@@ -1546,7 +1544,7 @@ def _save_entries(
         _forget_fingerprints(conn, [row.id for row, _ in changed])
         # A changed entry stays in its story (its uid is already out there); what it now
         # says becomes a way in to that story for copies to come.
-        marks.extend((row.id, row.story_id, source_id, _placed(item, now)) for row, item in changed)
+        marks.extend((row.id, source_id, _placed(item, now)) for row, item in changed)
 
     key_owner = _story_keys_of(conn, [*fresh, *(item for _, item in changed)])
     new_keys: dict[str, int] = {}
@@ -1580,10 +1578,7 @@ def _save_entries(
             ("entry_key", "id"),
         )
         entry_ids = dict(inserted)
-        marks.extend(
-            (entry_ids[item.key], story_of[item.key], source_id, matching[item.key])
-            for item in fresh
-        )
+        marks.extend((entry_ids[item.key], source_id, matching[item.key]) for item in fresh)
         # Stories born in this poll hold only entries of this document: their faces
         # are known without reading them back.
         for item in fresh:
@@ -1728,8 +1723,9 @@ def _candidates(
     found: dict[int, list[dedupe.Candidate]] = {}
     for chunk in _chunks(wanted):
         statement = (
-            f"SELECT m.key, m.story_id, {columns} FROM match_keys m "
+            f"SELECT m.key, e.story_id, {columns} FROM match_keys m "
             "JOIN entry_fingerprints f ON f.entry_id = m.entry_id "
+            "JOIN entries e ON e.id = m.entry_id "
             f"WHERE m.key IN ({_marks(conn, len(chunk))}) "
             f"AND m.at BETWEEN {_marks(conn, 1)} AND {_marks(conn, 1)} "
             f"AND m.source_id != {_marks(conn, 1)}"
@@ -1769,8 +1765,8 @@ def _forget_fingerprints(conn: Connection, entry_ids: Sequence[int]) -> None:
         conn.execute(entry_fingerprints.delete().where(entry_fingerprints.c.entry_id.in_(chunk)))
 
 
-def _write_fingerprints(conn: Connection, marks: Sequence[tuple[int, int, int, _Matching]]) -> None:
-    """Store each (entry id, story id, source id, matching) fingerprint and candidate keys.
+def _write_fingerprints(conn: Connection, marks: Sequence[tuple[int, int, _Matching]]) -> None:
+    """Store each (entry id, source id, matching) fingerprint and candidate keys.
 
     Straight to the driver's executemany, each value bound by its column's own type
     once: a document's entries bring about fifteen candidate key rows each, and
@@ -1783,7 +1779,7 @@ def _write_fingerprints(conn: Connection, marks: Sequence[tuple[int, int, int, _
     bind_blob = _binder(conn, entry_fingerprints.c.signature)
     prints: list[tuple[Any, ...]] = []
     keys: list[tuple[Any, ...]] = []
-    for entry_id, story_id, source_id, item in marks:
+    for entry_id, source_id, item in marks:
         fp = item.fingerprint
         at = bind_at(fp.at)
         signature = fp.signature_bytes()
@@ -1801,10 +1797,10 @@ def _write_fingerprints(conn: Connection, marks: Sequence[tuple[int, int, int, _
             )
         )
         # The same key twice (a title that is also the lead) is one row.
-        keys.extend((key, at, entry_id, story_id, source_id) for key in dict.fromkeys(item.keys))
+        keys.extend((key, at, entry_id, source_id) for key in dict.fromkeys(item.keys))
     _insert_rows(conn, entry_fingerprints, _FINGERPRINT_COLUMNS, prints)
     if keys:
-        _insert_rows(conn, match_keys, ("key", "at", "entry_id", "story_id", "source_id"), keys)
+        _insert_rows(conn, match_keys, ("key", "at", "entry_id", "source_id"), keys)
 
 
 _FINGERPRINT_COLUMNS = (
@@ -2047,7 +2043,7 @@ def _refresh_fingerprints(conn: Connection) -> None:
         _write_fingerprints(
             conn,
             [
-                (row.id, row.story_id, row.source_id, matching)
+                (row.id, row.source_id, matching)
                 for row, matching in zip(rows, matchings, strict=True)
             ],
         )

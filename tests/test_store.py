@@ -655,3 +655,45 @@ def test_upgrade_gives_entries_stored_without_fingerprints_their_keys(synced: St
     assert synced.record_poll(poll("beta", by_title)).duplicates == 1
     assert synced.record_poll(poll("gamma", by_link)).duplicates == 1
     assert len(synced.stories()) == 1
+
+
+def test_migration_0007_rebuilds_the_candidate_keys_without_the_story(synced: Store) -> None:
+    """Down to 0006 (match_keys with its story column, empty) and up again: the keys are
+    recomputed from the stored entries by the upgrade, and a copy still finds its story."""
+    import alembic.command
+    import alembic.config
+    from sqlalchemy import func, inspect
+
+    from aggregator.store import match_keys
+
+    title = "The Racist Terror of Tulsa 1921"
+    synced.record_poll(poll("alpha", entry(1, title=title, summary=f"<p>{FLOYD_TEXT}</p>")))
+    with synced._engine.connect() as conn:
+        keys_before = set(conn.execute(select(match_keys)).all())
+    assert keys_before
+
+    config = alembic.config.Config()
+    config.set_main_option("script_location", "aggregator:migrations")
+    with synced._engine.begin() as conn:
+        config.attributes["connection"] = conn
+        alembic.command.downgrade(config, "0006_scale")
+    with synced._engine.connect() as conn:
+        old_columns = {column["name"] for column in inspect(conn).get_columns("match_keys")}
+        assert "story_id" in old_columns
+        assert conn.scalar(select(func.count()).select_from(text("match_keys"))) == 0
+
+    synced.upgrade()
+    with synced._engine.connect() as conn:
+        columns = {column["name"] for column in inspect(conn).get_columns("match_keys")}
+        assert columns == {"key", "at", "entry_id", "source_id"}
+        assert set(conn.execute(select(match_keys)).all()) == keys_before
+    copy = entry(2, guid="b", link="https://beta.example/tulsa", title="A headline of its own")
+    copy = replace(copy, summary=f"<p>{FLOYD_TEXT}</p>")
+    assert synced.record_poll(poll("beta", copy)).duplicates == 1
+
+
+FLOYD_TEXT = (
+    "One year ago, George Floyd was brutally murdered by racist police. His tragic death "
+    "would ignite the largest mass movement in the history of the US. Millions took to the "
+    "streets in every state, defying curfews, tear gas and the National Guard."
+)
