@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -96,7 +97,7 @@ _PG_MIGRATION_LOCK = 0x61676772  # "aggr"
 # The newest migration's revision (tests hold it to the scripts). A database already
 # there is not handed to Alembic at all: loading it and its scripts is a fifth of the
 # start-up of every command, and almost every start finds nothing to do.
-SCHEMA_HEAD = "0007_slim_match_keys"
+SCHEMA_HEAD = "0008_match_key_seconds"
 
 _WRITE_OPTION = "aggregator_write"
 
@@ -275,7 +276,8 @@ match_keys = Table(
     "match_keys",
     metadata,
     Column("key", BigInteger, primary_key=True),
-    Column("at", UTCDateTime, primary_key=True),
+    # Whole seconds since the epoch (`key_seconds`): half the row a timestamp was (0008).
+    Column("at", BigInteger, primary_key=True),
     Column("entry_id", Integer, ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True),
     # No story: an entry never changes story, and a third index written for every key
     # cost more than reading a found key's story from its entry (migration 0007).
@@ -1717,7 +1719,6 @@ def _candidates(
         return {}
     low = min(item.fingerprint.at for item in newcomers) - dedupe.WINDOW
     high = max(item.fingerprint.at for item in newcomers) + dedupe.WINDOW
-    bind_at = _binder(conn, match_keys.c.at)
     readers = [_reader(conn, entry_fingerprints.c[name]) for name in _FINGERPRINT_COLUMNS[1:]]
     columns = ", ".join(f"f.{name}" for name in _FINGERPRINT_COLUMNS[1:])
     found: dict[int, list[dedupe.Candidate]] = {}
@@ -1730,7 +1731,7 @@ def _candidates(
             f"AND m.at BETWEEN {_marks(conn, 1)} AND {_marks(conn, 1)} "
             f"AND m.source_id != {_marks(conn, 1)}"
         )
-        parameters = (*chunk, bind_at(low), bind_at(high), source_id)
+        parameters = (*chunk, key_seconds(low), key_seconds(high) + 1, source_id)
         for key, story_id, *stored in conn.exec_driver_sql(statement, parameters):
             fingerprint = _stored_fingerprint(
                 [read(value) for read, value in zip(readers, stored, strict=True)]
@@ -1774,7 +1775,7 @@ def _write_fingerprints(conn: Connection, marks: Sequence[tuple[int, int, _Match
     """
     if not marks:
         return
-    bind_at = _binder(conn, match_keys.c.at)
+    bind_at = _binder(conn, entry_fingerprints.c.at)
     bind_flag = _binder(conn, entry_fingerprints.c.truncated)
     bind_blob = _binder(conn, entry_fingerprints.c.signature)
     prints: list[tuple[Any, ...]] = []
@@ -1797,10 +1798,16 @@ def _write_fingerprints(conn: Connection, marks: Sequence[tuple[int, int, _Match
             )
         )
         # The same key twice (a title that is also the lead) is one row.
-        keys.extend((key, at, entry_id, source_id) for key in dict.fromkeys(item.keys))
+        seconds = key_seconds(fp.at)
+        keys.extend((key, seconds, entry_id, source_id) for key in dict.fromkeys(item.keys))
     _insert_rows(conn, entry_fingerprints, _FINGERPRINT_COLUMNS, prints)
     if keys:
         _insert_rows(conn, match_keys, ("key", "at", "entry_id", "source_id"), keys)
+
+
+def key_seconds(at: datetime) -> int:
+    """A candidate key's time: whole seconds since the epoch, rounded down."""
+    return math.floor(at.timestamp())
 
 
 _FINGERPRINT_COLUMNS = (

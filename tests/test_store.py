@@ -405,9 +405,8 @@ def test_an_entry_the_database_refuses_rolls_back_the_whole_poll(synced: Store) 
 def test_times_written_past_sqlalchemy_are_stored_as_sqlalchemy_stores_them(
     tmp_path: Path,
 ) -> None:
-    """Fingerprints and candidate keys go to the driver directly: on SQLite, which keeps
-    times as text, theirs must be the same text as every other column's, or the candidate
-    window (a text comparison there) misses copies at its edges."""
+    """Fingerprints go to the driver directly: on SQLite, which keeps times as text, theirs
+    must be the same text as every other column's. Candidate keys keep whole seconds."""
     path = tmp_path / "times.db"
     sqlite_store = Store(f"sqlite:///{path}")
     sqlite_store.upgrade()
@@ -418,10 +417,11 @@ def test_times_written_past_sqlalchemy_are_stored_as_sqlalchemy_stores_them(
     sqlite_store.close()
     with closing(sqlite3.connect(path)) as raw:
         published = raw.execute("SELECT published FROM entries").fetchone()[0]
-        times = {row[0] for row in raw.execute("SELECT at FROM match_keys")}
-        times |= {row[0] for row in raw.execute("SELECT at FROM entry_fingerprints")}
+        times = {row[0] for row in raw.execute("SELECT at FROM entry_fingerprints")}
+        key_times = {row[0] for row in raw.execute("SELECT at FROM match_keys")}
     assert published == whole.strftime("%Y-%m-%d %H:%M:%S.%f")
     assert times == {published}
+    assert key_times == {int(whole.timestamp())}  # whole seconds since migration 0008
 
 
 def test_a_group_of_polls_is_one_transaction_each_poll_as_alone(synced: Store) -> None:
@@ -689,6 +689,40 @@ def test_migration_0007_rebuilds_the_candidate_keys_without_the_story(synced: St
         assert set(conn.execute(select(match_keys)).all()) == keys_before
     copy = entry(2, guid="b", link="https://beta.example/tulsa", title="A headline of its own")
     copy = replace(copy, summary=f"<p>{FLOYD_TEXT}</p>")
+    assert synced.record_poll(poll("beta", copy)).duplicates == 1
+
+
+def test_migration_0008_keeps_candidate_key_times_as_whole_seconds(synced: Store) -> None:
+    """Down to 0007 (the time as a timestamp, table empty) and up again: the keys come back
+    with their times as whole seconds since the epoch, and a copy still finds its story."""
+    import alembic.command
+    import alembic.config
+    from sqlalchemy import func
+
+    from aggregator.store import key_seconds, match_keys
+
+    published = datetime(2025, 3, 1, 9, 30, 15, 999_999, tzinfo=UTC)
+    first = replace(entry(1, title="A headline"), summary=f"<p>{FLOYD_TEXT}</p>")
+    synced.record_poll(poll("alpha", replace(first, published=published)))
+    with synced._engine.connect() as conn:
+        keys_before = set(conn.execute(select(match_keys)).all())
+    assert keys_before
+    assert {row.at for row in keys_before} == {key_seconds(published)}
+    assert key_seconds(published) == int(published.timestamp())  # rounded down
+
+    config = alembic.config.Config()
+    config.set_main_option("script_location", "aggregator:migrations")
+    with synced._engine.begin() as conn:
+        config.attributes["connection"] = conn
+        alembic.command.downgrade(config, "0007_slim_match_keys")
+    with synced._engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(text("match_keys"))) == 0
+
+    synced.upgrade()
+    with synced._engine.connect() as conn:
+        assert set(conn.execute(select(match_keys)).all()) == keys_before
+    copy = entry(2, guid="b", link="https://beta.example/other", title="A headline of its own")
+    copy = replace(copy, summary=f"<p>{FLOYD_TEXT}</p>", published=published)
     assert synced.record_poll(poll("beta", copy)).duplicates == 1
 
 
