@@ -1,7 +1,7 @@
 """Benchmark, side by side: aggregator and the Python peer `reader` over one served corpus.
 
     .venv/bin/python bench/run.py [--feeds 2000] [--hosts 300] [--repeat 2] [--quick]
-                                  [--skip-reader] [--skip-store] [--profile]
+                                  [--skip-reader] [--skip-plain] [--skip-store] [--profile]
 
 Everything goes to bench/out/ (git ignores it), which is emptied first. See bench/README.md.
 Each step runs a real command line in its own process, timed by wall clock, with its peak
@@ -293,6 +293,13 @@ def run_tool(
         remove_database(OUT / "bench.db")
         setup = run_step("aggregator-db-upgrade", aggregator_command(config, "db", "upgrade"))
         commands = {name: aggregator_command(config, "poll", "--all") for name in PASSES}
+    elif tool == "plain":
+        database = OUT / "plain.db"
+        remove_database(database)
+        # Nothing to set up: the loop makes its schema on first use.
+        setup = run_step("plain-setup", [PYTHON, "-c", "pass"])
+        base = [PYTHON, str(BENCH / "plain_pass.py"), str(database), str(OUT / "feeds.txt")]
+        commands = {name: base for name in PASSES}
     else:
         assert reader is not None
         database = OUT / "reader.db"
@@ -317,7 +324,7 @@ def pass_summary(step: Step) -> str:
     lines = [
         line
         for line in step.stdout.splitlines()
-        if line.startswith(("sources:", "entries:", "reader:"))
+        if line.startswith(("sources:", "entries:", "reader:", "plain:"))
     ]
     return " | ".join(lines)
 
@@ -518,7 +525,6 @@ def print_poll_table(
     )
     rows = []
     for name in PASSES:
-        ours = figures.get(("aggregator", name))
         theirs = figures.get(("reader", name))
         for tool in tools:
             figure = figures.get((tool, name))
@@ -526,7 +532,7 @@ def print_poll_table(
                 continue
             seconds = figure.median("seconds")
             ratio = ""
-            if tool == "aggregator" and ours and theirs and theirs.steps:
+            if tool != "reader" and theirs and theirs.steps:
                 ratio = f"{theirs.median('seconds') / seconds:.1f}x"
             failed = any(step.returncode not in (0,) for step in figure.steps)
             rows.append(
@@ -557,6 +563,9 @@ def main() -> None:
     parser.add_argument("--gzip", action="store_true", help="serve gzip to clients that ask")
     parser.add_argument("--quick", action="store_true", help="200 feeds, 100,000 stories, 1 round")
     parser.add_argument("--skip-reader", action="store_true")
+    parser.add_argument(
+        "--skip-plain", action="store_true", help="no plain feedparser-and-SQLite baseline"
+    )
     parser.add_argument("--skip-store", action="store_true", help="no big-store build or web load")
     parser.add_argument("--stories", type=int, default=1_000_000)
     parser.add_argument("--web-seconds", type=float, default=10.0)
@@ -581,7 +590,7 @@ def main() -> None:
         flush=True,
     )
     reader = None if args.skip_reader else reader_python()
-    tools = ["aggregator"] + (["reader"] if reader else [])
+    tools = ["aggregator"] + ([] if args.skip_plain else ["plain"]) + (["reader"] if reader else [])
     figures: dict[tuple[str, str], Figures] = {}
     server = FeedServer(args.port, args.hosts, args.gzip)
     try:
@@ -605,7 +614,7 @@ def main() -> None:
 
     print(
         f"\nPolling {feeds:,} feeds / {entries:,} entries, median of {args.repeat} round(s); "
-        "spread = ±half the range over the rounds; ratio = reader's seconds / ours"
+        "spread = ±half the range over the rounds; ratio = reader's seconds / the tool's"
     )
     print_poll_table(figures, feeds, entries, tools)
     print()
