@@ -1167,15 +1167,15 @@ def _without_tombstoned(
     seen, so they live as long as the source keeps listing them."""
     if not incoming:
         return incoming
-    buried: set[str] = set()
-    for chunk in _chunks([item.key for item in incoming]):
-        buried.update(
-            conn.scalars(
-                select(tombstones.c.entry_key)
-                .where(tombstones.c.source_id == source_id)
-                .where(tombstones.c.entry_key.in_(chunk))
-            )
+    buried = {
+        entry_key
+        for (entry_key,) in _select_in(
+            conn,
+            "SELECT entry_key FROM tombstones WHERE source_id = {mark} AND entry_key IN ({marks})",
+            [item.key for item in incoming],
+            source_id,
         )
+    }
     if not buried:
         return incoming
     for chunk in _chunks(sorted(buried)):
@@ -1509,14 +1509,16 @@ def _save_entries(
 ) -> SaveCounts:
     if not incoming:
         return SaveCounts()
-    existing: dict[str, _Existing] = {}
-    for keys in _chunks([item.key for item in incoming]):
-        for found in conn.execute(
-            select(entries.c.id, entries.c.entry_key, entries.c.content_hash, entries.c.story_id)
-            .where(entries.c.source_id == source_id)
-            .where(entries.c.entry_key.in_(keys))
-        ):
-            existing[found.entry_key] = _Existing(found.id, found.content_hash, found.story_id)
+    existing = {
+        entry_key: _Existing(entry_id, content_hash, story_id)
+        for entry_id, entry_key, content_hash, story_id in _select_in(
+            conn,
+            "SELECT id, entry_key, content_hash, story_id FROM entries "
+            "WHERE source_id = {mark} AND entry_key IN ({marks})",
+            [item.key for item in incoming],
+            source_id,
+        )
+    }
 
     unchanged_ids: list[int] = []
     changed: list[tuple[_Existing, _Incoming]] = []
@@ -1593,21 +1595,17 @@ def _save_entries(
             else:
                 touched.add(story_id)
     if new_keys:
-        conn.execute(
-            insert(story_keys),
-            [{"key": key, "story_id": story_id} for key, story_id in new_keys.items()],
-        )
+        _insert_rows(conn, story_keys, ("key", "story_id"), list(new_keys.items()))
     _write_fingerprints(conn, marks)
     faces.update(_faces_of(conn, touched))
     if faces:
-        conn.execute(
-            update(stories)
-            .where(stories.c.id == bindparam("b_id"))
-            .values(
-                face_entry_id=bindparam("b_face"), sort_time=bindparam("b_sort"), updated_at=now
-            ),
+        bind_time = _binder(conn, stories.c.sort_time)
+        updated_at = bind_time(now)
+        conn.exec_driver_sql(
+            "UPDATE stories SET face_entry_id = {0}, sort_time = {0}, updated_at = {0} "
+            "WHERE id = {0}".format(_marks(conn, 1)),
             [
-                {"b_id": story_id, "b_face": entry_id, "b_sort": order[0]}
+                (entry_id, bind_time(order[0]), updated_at, story_id)
                 for story_id, (order, entry_id) in faces.items()
             ],
         )
@@ -1619,13 +1617,9 @@ def _save_entries(
 def _story_keys_of(conn: Connection, items: Iterable[_Incoming]) -> dict[str, int]:
     """Which of these entries' story keys the index already holds, and for which story."""
     wanted = sorted({key for item in items for key in item.story_keys})
-    owners: dict[str, int] = {}
-    for chunk in _chunks(wanted):
-        for row in conn.execute(
-            select(story_keys.c.key, story_keys.c.story_id).where(story_keys.c.key.in_(chunk))
-        ):
-            owners[row.key] = row.story_id
-    return owners
+    return dict(
+        _select_in(conn, "SELECT key, story_id FROM story_keys WHERE key IN ({marks})", wanted)
+    )
 
 
 def _assign_stories(
@@ -1665,12 +1659,9 @@ def _assign_stories(
         uids = {dedupe.story_uid(source_name, fresh[index].key): index for index in founders}
         # A story can outlive its first entry (pruning, a feed that drops an item and
         # brings it back); its uid then names the same story and must be reused.
-        known: dict[str, int] = {}
-        for chunk in _chunks(list(uids)):
-            for row in conn.execute(
-                select(stories.c.uid, stories.c.id).where(stories.c.uid.in_(chunk))
-            ):
-                known[row.uid] = row.id
+        known: dict[str, int] = dict(
+            _select_in(conn, "SELECT uid, id FROM stories WHERE uid IN ({marks})", list(uids))
+        )
         to_create = [
             {
                 "uid": uid,
@@ -1857,6 +1848,24 @@ def _insert_rows(
         f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({_marks(conn, len(columns))})"
     )
     conn.exec_driver_sql(statement, rows)
+
+
+def _select_in(
+    conn: Connection, template: str, values: Sequence[Any], *before: Any
+) -> list[tuple[Any, ...]]:
+    """Rows of `template` for `values`, chunked: `{marks}` becomes one parameter mark per
+    value of a chunk, `{mark}` one mark for each of `before` (bound first).
+
+    Straight to the driver, for the lookups every document makes (its entries, story
+    keys, tombstones, story uids) with IN lists of tens of text or integer values, which
+    need no bind processing: SQLAlchemy's expansion of such a list cost three times what
+    the driver's query did (about 350 µs against 110 a lookup)."""
+    rows: list[tuple[Any, ...]] = []
+    mark = _marks(conn, 1)
+    for chunk in _chunks(values):
+        statement = template.format(marks=_marks(conn, len(chunk)), mark=mark)
+        rows.extend(tuple(row) for row in conn.exec_driver_sql(statement, (*before, *chunk)))
+    return rows
 
 
 def _insert_returning(
