@@ -1817,10 +1817,26 @@ _FINGERPRINT_COLUMNS = (
 def _binder(conn: Connection, column: Column[Any]) -> Callable[[Any], Any]:
     """What SQLAlchemy would send the driver for a value of `column` (its type's bind
     processing for this dialect: UTC datetimes as SQLite text, booleans as integers)."""
+    if isinstance(column.type, UTCDateTime) and conn.dialect.name == "sqlite":
+        return _sqlite_time
     # The dialect's own implementation: a TypeDecorator's bind_processor alone would hand
     # the driver a naive datetime, which sqlite3 writes in another text form than SQLAlchemy.
     processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     return processor if processor is not None else _same
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    """A UTC datetime as SQLAlchemy's SQLite dialect writes it ("2025-03-01 12:00:00.000000"),
+    directly: through UTCDateTime and the dialect's own string formatting it took 4 µs,
+    and a new entry binds about nine."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()} given to the store; use UTC")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # isoformat of an aware datetime would add "+00:00"; the digits before it are these.
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def _reader(conn: Connection, column: Column[Any]) -> Callable[[Any], Any]:

@@ -7,12 +7,14 @@ import subprocess
 import sys
 from contextlib import closing
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 
@@ -400,6 +402,33 @@ def test_an_entry_the_database_refuses_rolls_back_the_whole_poll(synced: Store) 
     assert synced.data_version() == version
     # Nothing half-written blocks the retry: the same document stores cleanly afterwards.
     assert synced.record_poll(poll("alpha", entry(2), at=T0 + 2 * HOUR)) == SaveCounts(new=1)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.datetimes(
+        min_value=datetime(2, 1, 1),
+        max_value=datetime(9998, 12, 31),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=-11, minutes=-30)), timezone(timedelta(hours=14))]
+        ),
+    )
+)
+def test_sqlite_times_are_bound_as_sqlalchemy_binds_them(value: datetime) -> None:
+    from sqlalchemy.dialects import sqlite
+
+    from aggregator.store import _sqlite_time, entries
+
+    dialect = sqlite.dialect()
+    reference = entries.c.published.type.dialect_impl(dialect).bind_processor(dialect)
+    assert _sqlite_time(value) == reference(value)
+
+
+def test_a_naive_time_is_refused_by_the_sqlite_binder() -> None:
+    from aggregator.store import _sqlite_time
+
+    with pytest.raises(ValueError, match="naive datetime"):
+        _sqlite_time(datetime(2025, 3, 1, 12, 0))
 
 
 def test_times_written_past_sqlalchemy_are_stored_as_sqlalchemy_stores_them(
