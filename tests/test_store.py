@@ -415,20 +415,29 @@ def test_an_entry_the_database_refuses_rolls_back_the_whole_poll(synced: Store) 
     )
 )
 def test_sqlite_times_are_bound_as_sqlalchemy_binds_them(value: datetime) -> None:
+    """UTCDateTime's own SQLite binder against what a TypeDecorator does without it:
+    process_bind_param, then the dialect's DATETIME formatting of the naive value."""
     from sqlalchemy.dialects import sqlite
 
-    from aggregator.store import _sqlite_time, entries
+    from aggregator.store import UTCDateTime
 
     dialect = sqlite.dialect()
-    reference = entries.c.published.type.dialect_impl(dialect).bind_processor(dialect)
-    assert _sqlite_time(value) == reference(value)
+    decorator = UTCDateTime()
+    formatting = decorator.impl.dialect_impl(dialect).bind_processor(dialect)
+    assert formatting is not None
+    reference = formatting(decorator.process_bind_param(value, dialect))
+    assert decorator.dialect_impl(dialect).bind_processor(dialect)(value) == reference
 
 
 def test_a_naive_time_is_refused_by_the_sqlite_binder() -> None:
-    from aggregator.store import _sqlite_time
+    from sqlalchemy.dialects import sqlite
 
+    from aggregator.store import UTCDateTime
+
+    dialect = sqlite.dialect()
+    bind = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
     with pytest.raises(ValueError, match="naive datetime"):
-        _sqlite_time(datetime(2025, 3, 1, 12, 0))
+        bind(datetime(2025, 3, 1, 12, 0))
 
 
 def test_times_written_past_sqlalchemy_are_stored_as_sqlalchemy_stores_them(
@@ -686,11 +695,20 @@ def test_upgrade_gives_entries_stored_without_fingerprints_their_keys(synced: St
     assert len(synced.stories()) == 1
 
 
+def _downgrade(store: Store, revision: str) -> None:
+    import alembic.command
+    import alembic.config
+
+    config = alembic.config.Config()
+    config.set_main_option("script_location", "aggregator:migrations")
+    with store._engine.begin() as conn:
+        config.attributes["connection"] = conn
+        alembic.command.downgrade(config, revision)
+
+
 def test_migration_0007_rebuilds_the_candidate_keys_without_the_story(synced: Store) -> None:
     """Down to 0006 (match_keys with its story column, empty) and up again: the keys are
     recomputed from the stored entries by the upgrade, and a copy still finds its story."""
-    import alembic.command
-    import alembic.config
     from sqlalchemy import func, inspect
 
     from aggregator.store import match_keys
@@ -701,11 +719,7 @@ def test_migration_0007_rebuilds_the_candidate_keys_without_the_story(synced: St
         keys_before = set(conn.execute(select(match_keys)).all())
     assert keys_before
 
-    config = alembic.config.Config()
-    config.set_main_option("script_location", "aggregator:migrations")
-    with synced._engine.begin() as conn:
-        config.attributes["connection"] = conn
-        alembic.command.downgrade(config, "0006_scale")
+    _downgrade(synced, "0006_scale")
     with synced._engine.connect() as conn:
         old_columns = {column["name"] for column in inspect(conn).get_columns("match_keys")}
         assert "story_id" in old_columns
@@ -724,8 +738,6 @@ def test_migration_0007_rebuilds_the_candidate_keys_without_the_story(synced: St
 def test_migration_0008_keeps_candidate_key_times_as_whole_seconds(synced: Store) -> None:
     """Down to 0007 (the time as a timestamp, table empty) and up again: the keys come back
     with their times as whole seconds since the epoch, and a copy still finds its story."""
-    import alembic.command
-    import alembic.config
     from sqlalchemy import func
 
     from aggregator.store import key_seconds, match_keys
@@ -739,11 +751,7 @@ def test_migration_0008_keeps_candidate_key_times_as_whole_seconds(synced: Store
     assert {row.at for row in keys_before} == {key_seconds(published)}
     assert key_seconds(published) == int(published.timestamp())  # rounded down
 
-    config = alembic.config.Config()
-    config.set_main_option("script_location", "aggregator:migrations")
-    with synced._engine.begin() as conn:
-        config.attributes["connection"] = conn
-        alembic.command.downgrade(config, "0007_slim_match_keys")
+    _downgrade(synced, "0007_slim_match_keys")
     with synced._engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(text("match_keys"))) == 0
 
