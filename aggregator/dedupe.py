@@ -40,7 +40,7 @@ from aggregator.fingerprint import (
     fingerprints,
     same_story,
 )
-from aggregator.model import ParsedEntry
+from aggregator.model import ParsedEntry, pickled_by_fields
 
 # Query parameters that only say where a click came from; removing them never changes
 # the article. Prefix match for the utm_ family, exact match for the rest.
@@ -405,6 +405,7 @@ def unique_entries(entries: Iterable[ParsedEntry]) -> tuple[ParsedEntry, ...]:
 UNPLACED = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class PreparedEntry:
     """An entry with everything that follows from it alone: its key and content hash,

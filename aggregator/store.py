@@ -61,7 +61,7 @@ from sqlalchemy.types import DateTime
 
 from aggregator import dedupe
 from aggregator.fingerprint import VERSION as FINGERPRINTS
-from aggregator.fingerprint import candidate_keys_of, fingerprints, signature_from_bytes
+from aggregator.fingerprint import candidate_keys_of, fingerprints
 from aggregator.model import (
     DayActivity,
     Enclosure,
@@ -1792,13 +1792,13 @@ def _write_fingerprints(conn: Connection, marks: Sequence[tuple[int, int, _Match
     for entry_id, source_id, item in marks:
         fp = item.fingerprint
         at = bind_at(fp.at)
-        signature = fp.signature_bytes()
+        signature = fp.signature
         prints.append(
             (
                 entry_id,
                 fp.title,
                 bind_flag(fp.title_specific),
-                " ".join(fp.lead),
+                fp.lead,
                 fp.words,
                 fp.shingles,
                 bind_flag(fp.truncated),
@@ -1936,11 +1936,11 @@ def _stored_fingerprint(values: Sequence[Any]) -> dedupe.Fingerprint:
     return dedupe.Fingerprint(
         title=title,
         title_specific=specific,
-        lead=tuple(lead.split()),
+        lead=lead,
         words=words,
         shingles=shingles,
         truncated=truncated,
-        signature=signature_from_bytes(signature),
+        signature=bytes(signature) if signature else None,
         at=at,
     )
 
