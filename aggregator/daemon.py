@@ -55,6 +55,7 @@ from aggregator.pidfile import PidFile, PidFileError
 from aggregator.poll import (
     Poller,
     SourceResult,
+    fetch_places,
     lease_for,
     new_fetcher,
     parser_pool,
@@ -144,6 +145,9 @@ class Daemon:
         self.fetcher: Fetcher | None = None
         self.poller: Poller | None = None
         self.in_flight: set[asyncio.Task[SourceResult]] = set()
+        # Sources of in-flight polls that only wait for the writer now: they fetch and
+        # parse no more, so they leave their place to another claim.
+        self.writing: set[str] = set()
         self.last_claim_ok = time.monotonic()
         self.stopping = asyncio.Event()
         self.server: uvicorn.Server | None = None
@@ -173,7 +177,7 @@ class Daemon:
 
     @property
     def capacity(self) -> int:
-        return max(2, self.config.settings.concurrency * 2)
+        return fetch_places(self.config)
 
     def lease(self, batch: int) -> timedelta:
         return self.lease_override or lease_for(self.config, batch)
@@ -242,7 +246,7 @@ class Daemon:
         await self.poller.release_unreleased()
         await asyncio.to_thread(release_dead_claims, self.store, datetime.now(UTC))
         await self._renew_leases()
-        free = self.capacity - len(self.in_flight)
+        free = self.capacity - (len(self.in_flight) - len(self.writing))
         if free > 0:
             now = datetime.now(UTC)
             states = await asyncio.to_thread(
@@ -287,7 +291,11 @@ class Daemon:
 
     def _start_poll(self, state: SourceState) -> None:
         assert self.poller is not None
-        task = asyncio.create_task(self.poller.poll_one(state), name=f"poll {state.name}")
+        name = state.name
+        task = asyncio.create_task(
+            self.poller.poll_one(state, on_queued=lambda: self.writing.add(name)),
+            name=f"poll {name}",
+        )
         if state.lease_until is not None:
             self.leases[state.name] = state.lease_until
         self.in_flight.add(task)
@@ -296,7 +304,9 @@ class Daemon:
 
     def _poll_done(self, task: asyncio.Task[SourceResult]) -> None:
         self.in_flight.discard(task)
-        self.leases.pop(task.get_name().removeprefix("poll "), None)
+        name = task.get_name().removeprefix("poll ")
+        self.leases.pop(name, None)
+        self.writing.discard(name)
         self.metrics.in_flight.set(len(self.in_flight))
         if task.cancelled():
             return

@@ -59,6 +59,13 @@ POOL_THRESHOLD = 8
 # again; there documents go alone, as the write-conflict retry expects.
 GROUP_COMMIT = 200
 GROUP_ENTRIES = 5000
+# A poll gives up its place among those fetching and parsing once its record is queued
+# for the writer, so fetching and parsing go on while a group is written (with the
+# place held to the commit, 40 places were soon all waiting on the writer, and a cold
+# pass ran one stage at a time). Queued records are bounded by their entries instead:
+# past WRITE_BACKLOG a poll keeps its place and waits for room, which is what slows
+# fetching down when the writer falls behind. About 8 KB of memory per queued entry.
+WRITE_BACKLOG = 2000
 # Only these answers' Retry-After speaks for the whole host (RFC 9110 10.2.3, RFC 6585 4).
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 # No claim is shorter: a poller that dies is replaced after this long at worst.
@@ -149,8 +156,12 @@ class Poller:
         # SQLite takes one writer at a time: one writer task here keeps the wait out of
         # the database, and writes what queued meanwhile as a group (`_drain`).
         self._queue: deque[tuple[PollRecord, asyncio.Future[SaveCounts]]] = deque()
+        self._queued_entries = 0
+        self._waiting_for_room: list[asyncio.Future[None]] = []
         self._writer: asyncio.Task[None] | None = None
         self._group_entries = GROUP_ENTRIES if store.single_writer else 0
+        # What each running poll calls once its record is queued (`poll_one`'s `on_queued`).
+        self._on_queued: dict[asyncio.Task[object], Callable[[], None]] = {}
 
     def policy(self, source: SourceConfig) -> Policy:
         return policy_for(self.config, source)
@@ -367,13 +378,38 @@ class Poller:
         return result
 
     async def _write(self, record: PollRecord) -> SaveCounts:
-        """Store `record` in a transaction of its own, or grouped with other polls that
-        bring no entries; returns once it is committed, raises what the database raised."""
-        future: asyncio.Future[SaveCounts] = asyncio.get_running_loop().create_future()
+        """Store `record` in a transaction of its own or grouped with other polls (see
+        `_drain`); returns once it is committed, raises what the database raised. Waits
+        first while WRITE_BACKLOG entries are queued (a record bigger than that waits for
+        an empty queue), then tells the poll's `on_queued`."""
+        loop = asyncio.get_running_loop()
+        entries = _entry_count(record)
+        while self._queue and self._queued_entries + entries > WRITE_BACKLOG:
+            room: asyncio.Future[None] = loop.create_future()
+            self._waiting_for_room.append(room)
+            await room
+        future: asyncio.Future[SaveCounts] = loop.create_future()
         self._queue.append((record, future))
+        self._queued_entries += entries
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
+        task = asyncio.current_task()
+        on_queued = self._on_queued.pop(task, None) if task is not None else None
+        if on_queued is not None:
+            on_queued()
         return await future
+
+    def _dequeue(self) -> tuple[PollRecord, asyncio.Future[SaveCounts]]:
+        item = self._queue.popleft()
+        self._queued_entries -= _entry_count(item[0])
+        return item
+
+    def _make_room(self) -> None:
+        """Wake every poll waiting for room in the queue (each looks again)."""
+        waiting, self._waiting_for_room = self._waiting_for_room, []
+        for room in waiting:
+            if not room.done():  # else its poll was cancelled meanwhile
+                room.set_result(None)
 
     async def _drain(self) -> None:
         """Write the queue, oldest first: what queued while the last write ran goes in
@@ -384,14 +420,15 @@ class Poller:
         batch: list[tuple[PollRecord, asyncio.Future[SaveCounts]]] = []
         try:
             while self._queue:
-                batch = [self._queue.popleft()]
+                batch = [self._dequeue()]
                 entries = _entry_count(batch[0][0])
                 while self._queue and len(batch) < GROUP_COMMIT:
                     more = _entry_count(self._queue[0][0])
                     if entries + more > self._group_entries:
                         break
-                    batch.append(self._queue.popleft())
+                    batch.append(self._dequeue())
                     entries += more
+                self._make_room()
                 await self._write_batch(batch)
                 batch = []
         finally:
@@ -400,6 +437,8 @@ class Poller:
                 if not future.done():
                     future.cancel()
             self._queue.clear()
+            self._queued_entries = 0
+            self._make_room()
 
     async def _write_batch(
         self, batch: list[tuple[PollRecord, asyncio.Future[SaveCounts]]]
@@ -430,8 +469,24 @@ class Poller:
             else:
                 _settle(future, counts=one)
 
-    async def poll_one(self, state: SourceState) -> SourceResult:
-        """`poll_source`, where a bug costs this one source (logged, its claim released)."""
+    async def poll_one(
+        self, state: SourceState, *, on_queued: Callable[[], None] | None = None
+    ) -> SourceResult:
+        """`poll_source`, where a bug costs this one source (logged, its claim released).
+
+        `on_queued` is called once the poll's record waits for the writer (not at all
+        for a poll that writes nothing): from then on the poll fetches and parses no
+        more, so whoever bounds the polls in flight may start another."""
+        task = asyncio.current_task()
+        if on_queued is not None and task is not None:
+            self._on_queued[task] = on_queued
+        try:
+            return await self._poll_one(state)
+        finally:
+            if task is not None:
+                self._on_queued.pop(task, None)
+
+    async def _poll_one(self, state: SourceState) -> SourceResult:
         try:
             return await self.poll_source(state)
         except SQLAlchemyError as error:
@@ -469,19 +524,38 @@ class Poller:
         *,
         on_result: Callable[[SourceResult], None] | None = None,
     ) -> PollSummary:
-        """Poll `states` concurrently; bounded in flight so memory stays flat."""
+        """Poll `states` concurrently; bounded in flight so memory stays flat: at most
+        `places` polls fetch and parse at once, and what waits for the writer is bounded
+        by WRITE_BACKLOG."""
         summary = PollSummary()
-        in_flight = asyncio.Semaphore(max(2, self.config.settings.concurrency * 2))
+        places = asyncio.Semaphore(fetch_places(self.config))
 
         async def one(state: SourceState) -> None:
-            async with in_flight:
-                result = await self.poll_one(state)
+            await places.acquire()
+            held = True
+
+            def give_back() -> None:
+                nonlocal held
+                if held:
+                    held = False
+                    places.release()
+
+            try:
+                result = await self.poll_one(state, on_queued=give_back)
+            finally:
+                give_back()
             summary.results.append(result)
             if on_result is not None:
                 on_result(result)
 
         await asyncio.gather(*(one(state) for state in states))
         return summary
+
+
+def fetch_places(config: Config) -> int:
+    """How many polls may fetch and parse at once: twice the concurrency, so that a
+    document is being parsed while the next one downloads."""
+    return max(2, config.settings.concurrency * 2)
 
 
 def _entry_count(record: PollRecord) -> int:

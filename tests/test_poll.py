@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from email.utils import format_datetime
@@ -18,9 +19,10 @@ import pytest
 from feedserver import FeedServer, Reply, Request
 from pollharness import T0, PollHarness, make_config
 
-from aggregator import __version__
+from aggregator import __version__, poll
+from aggregator.daemon import Daemon
 from aggregator.model import PollRecord, SaveCounts
-from aggregator.poll import run_pass
+from aggregator.poll import Poller, PollSummary, new_fetcher, run_pass
 from aggregator.store import Store
 
 H = timedelta(hours=1)
@@ -363,3 +365,134 @@ def test_documents_share_group_commits_only_where_one_writer_is_all_there_is(
         assert documents_per_group > 1, store.groups
     else:
         assert all(polls == 1 for polls, entries in store.groups if entries), store.groups
+
+
+class _HeldWrites(Store):
+    """The real store, whose first write waits until the test lets it go: a writer
+    slowed down for as long as the test needs to look at what goes on meanwhile."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.release = threading.Event()
+        self.writing = threading.Event()
+        self.written: list[str] = []
+
+    def _hold(self) -> None:
+        if not self.writing.is_set():
+            self.writing.set()
+            assert self.release.wait(60), "the test never let the write go"
+
+    def record_polls(self, records: Sequence[PollRecord]) -> list[SaveCounts]:
+        # Every write comes here (record_poll is a group of one).
+        self._hold()
+        self.written.extend(record.source for record in records)
+        return super().record_polls(records)
+
+
+def _held_pass(
+    feed_server: FeedServer, tmp_path: Path, documents: int
+) -> tuple[_HeldWrites, threading.Thread, list[object]]:
+    names = {f"s{n:02d}": feed_server.url(f"/f{n}") for n in range(documents)}
+    for n in range(documents):
+        feed_server.add(f"/f{n}", rss(*(f"h{n}-{i}" for i in range(5))))
+    url = f"sqlite:///{tmp_path / 'held.db'}"
+    # concurrency 1: two polls fetch and parse at once
+    config = make_config(tmp_path, names, database=url, concurrency=1)
+    store = _HeldWrites(url)
+    store.upgrade()
+    store.sync_sources(config.sources.values())
+    outcome: list[object] = []
+    thread = threading.Thread(
+        target=lambda: outcome.append(asyncio.run(run_pass(config, store, force=True)))
+    )
+    thread.start()
+    assert store.writing.wait(30)
+    return store, thread, outcome
+
+
+def _requests_settle(server: FeedServer, at_least: int) -> int:
+    """The number of requests once it has reached `at_least` (or 10 s went by: well
+    inside the held write's patience) and stopped growing."""
+    deadline = time.monotonic() + 10
+    while len(server.requests) < at_least and time.monotonic() < deadline:
+        time.sleep(0.01)
+    seen = -1
+    while seen != len(server.requests):
+        seen = len(server.requests)
+        time.sleep(0.3)
+    return seen
+
+
+def test_fetching_goes_on_while_the_writer_writes(feed_server: FeedServer, tmp_path: Path) -> None:
+    """A poll leaves its place among the two that fetch once its record waits for the
+    writer: with the first write held, all twelve documents are fetched meanwhile (with
+    the place held to the commit, it stopped at two). Every entry is stored once."""
+    store, thread, outcome = _held_pass(feed_server, tmp_path, 12)
+    try:
+        assert _requests_settle(feed_server, 12) == 12
+        assert len(store.written) == 0
+    finally:
+        store.release.set()
+        thread.join(30)
+    store.close()
+    (summary,) = outcome
+    assert isinstance(summary, PollSummary)
+    assert summary.counts.new == 12 * 5
+    assert sorted(store.written) == sorted(f"s{n:02d}" for n in range(12))
+
+
+def test_what_waits_for_the_writer_is_bounded_by_its_entries(
+    feed_server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for 10 queued entries (two documents of five), a held first write stops
+    fetching at five documents: the one being written, two queued, and the two that keep
+    their places while they wait for room. Let go, the pass stores everything once."""
+    monkeypatch.setattr(poll, "WRITE_BACKLOG", 10)
+    store, thread, outcome = _held_pass(feed_server, tmp_path, 12)
+    try:
+        assert _requests_settle(feed_server, 5) == 5
+    finally:
+        store.release.set()
+        thread.join(30)
+    store.close()
+    (summary,) = outcome
+    assert isinstance(summary, PollSummary)
+    assert summary.counts.new == 12 * 5
+    assert len(feed_server.requests) == 12
+
+
+def test_the_daemon_claims_again_for_polls_that_only_wait_for_the_writer(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """The daemon's claims count the polls that still fetch and parse, not those queued
+    for the writer: with its first write held and room for two polls fetching, its ticks
+    go on claiming until all twelve sources are fetched."""
+    names = {f"s{n:02d}": feed_server.url(f"/f{n}") for n in range(12)}
+    for n in range(12):
+        feed_server.add(f"/f{n}", rss(*(f"d{n}-{i}" for i in range(5))))
+    config = make_config(tmp_path, names, concurrency=1)
+    daemon = Daemon(config, tmp_path / "aggregator.toml", role="poller")
+    daemon.store.close()
+    store = daemon.store = _HeldWrites(config.settings.database)
+    store.upgrade()
+    store.sync_sources(config.sources.values())
+    assert daemon.capacity == 2
+
+    async def ticks() -> tuple[int, int]:
+        async with new_fetcher(config) as fetcher:
+            daemon.poller = Poller(config, store, fetcher, owner=daemon.owner)
+            deadline = time.monotonic() + 10
+            while len(feed_server.requests) < 12 and time.monotonic() < deadline:
+                await daemon._claim()
+                await asyncio.sleep(0.05)
+            fetched, queued = len(feed_server.requests), len(daemon.writing)
+            store.release.set()
+            await asyncio.gather(*daemon.in_flight)
+            return fetched, queued
+
+    fetched, queued = asyncio.run(ticks())
+    store.close()
+    assert fetched == 12
+    assert queued >= 10  # all but the one being written and one still finishing
+    assert sorted(store.written) == sorted(names)
+    assert not daemon.writing and not daemon.in_flight
