@@ -25,11 +25,12 @@ def pickled_by_fields(cls: _Value) -> _Value:
     pass. The state protocol Python 3.11 gives slots dataclasses calls `fields()` for
     each object and sets each attribute at load through `object.__setattr__`; a
     constructor call loaded an object of eight fields in 4.0 µs against 7.7 (and
-    dumped it in 2.0 against 6.4). Only for classes whose fields are all arguments of
-    `__init__` that it stores unchanged.
+    dumped it in 2.0 against 6.4). Only for classes whose fields are all positional
+    arguments of `__init__` that it stores unchanged.
     """
     names = [item.name for item in fields(cls)]
-    if not all(item.init for item in fields(cls)) or hasattr(cls, "__post_init__"):
+    positional = all(item.init and not item.kw_only for item in fields(cls))
+    if not positional or hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__}: its constructor does not take every field as is")
     values = attrgetter(*names) if len(names) > 1 else lambda self: (getattr(self, names[0]),)
 

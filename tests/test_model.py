@@ -66,6 +66,13 @@ def test_only_classes_whose_constructor_takes_every_field_as_is() -> None:
             value: int
             double: int = field(init=False)
 
+    with pytest.raises(TypeError, match="Named"):
+
+        @pickled_by_fields
+        @dataclass(frozen=True, slots=True, kw_only=True)
+        class Named:
+            value: int
+
     with pytest.raises(TypeError, match="Checked"):
 
         @pickled_by_fields
