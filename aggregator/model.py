@@ -28,8 +28,9 @@ def pickled_by_fields(cls: _Value) -> _Value:
     dumped it in 2.0 against 6.4). Only for classes whose fields are all positional
     arguments of `__init__` that it stores unchanged.
     """
-    names = [item.name for item in fields(cls)]
-    positional = all(item.init and not item.kw_only for item in fields(cls))
+    declared = fields(cls)
+    names = [item.name for item in declared]
+    positional = all(item.init and not item.kw_only for item in declared)
     if not positional or hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__}: its constructor does not take every field as is")
     values = attrgetter(*names) if len(names) > 1 else lambda self: (getattr(self, names[0]),)

@@ -11,6 +11,8 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -389,12 +391,24 @@ class _HeldWrites(Store):
         return super().record_polls(records)
 
 
-def _held_pass(
-    feed_server: FeedServer, tmp_path: Path, documents: int
-) -> tuple[_HeldWrites, threading.Thread, list[object]]:
-    names = {f"s{n:02d}": feed_server.url(f"/f{n}") for n in range(documents)}
+def _serve_documents(server: FeedServer, documents: int, tag: str) -> dict[str, str]:
+    """`documents` feeds of five entries each on `server`, by source name."""
     for n in range(documents):
-        feed_server.add(f"/f{n}", rss(*(f"h{n}-{i}" for i in range(5))))
+        server.add(f"/f{n}", rss(*(f"{tag}{n}-{i}" for i in range(5))))
+    return {f"s{n:02d}": server.url(f"/f{n}") for n in range(documents)}
+
+
+@dataclass
+class _HeldPass:
+    store: _HeldWrites
+    summary: PollSummary | None = None  # once the pass has ended
+
+
+@contextmanager
+def _held_pass(feed_server: FeedServer, tmp_path: Path, documents: int) -> Iterator[_HeldPass]:
+    """A pass over `documents` feeds, running in a thread, its first write held until
+    the block ends; then the pass is let go, waited for and its summary kept."""
+    names = _serve_documents(feed_server, documents, "h")
     url = f"sqlite:///{tmp_path / 'held.db'}"
     # concurrency 1: two polls fetch and parse at once
     config = make_config(tmp_path, names, database=url, concurrency=1)
@@ -406,8 +420,17 @@ def _held_pass(
         target=lambda: outcome.append(asyncio.run(run_pass(config, store, force=True)))
     )
     thread.start()
-    assert store.writing.wait(30)
-    return store, thread, outcome
+    held = _HeldPass(store)
+    try:
+        assert store.writing.wait(30)
+        yield held
+    finally:
+        store.release.set()
+        thread.join(30)
+        store.close()
+    (summary,) = outcome
+    assert isinstance(summary, PollSummary)
+    held.summary = summary
 
 
 def _requests_settle(server: FeedServer, at_least: int) -> int:
@@ -427,18 +450,11 @@ def test_fetching_goes_on_while_the_writer_writes(feed_server: FeedServer, tmp_p
     """A poll leaves its place among the two that fetch once its record waits for the
     writer: with the first write held, all twelve documents are fetched meanwhile (with
     the place held to the commit, it stopped at two). Every entry is stored once."""
-    store, thread, outcome = _held_pass(feed_server, tmp_path, 12)
-    try:
+    with _held_pass(feed_server, tmp_path, 12) as held:
         assert _requests_settle(feed_server, 12) == 12
-        assert len(store.written) == 0
-    finally:
-        store.release.set()
-        thread.join(30)
-    store.close()
-    (summary,) = outcome
-    assert isinstance(summary, PollSummary)
-    assert summary.counts.new == 12 * 5
-    assert sorted(store.written) == sorted(f"s{n:02d}" for n in range(12))
+        assert len(held.store.written) == 0
+    assert held.summary is not None and held.summary.counts.new == 12 * 5
+    assert sorted(held.store.written) == sorted(f"s{n:02d}" for n in range(12))
 
 
 def test_what_waits_for_the_writer_is_bounded_by_its_entries(
@@ -448,16 +464,9 @@ def test_what_waits_for_the_writer_is_bounded_by_its_entries(
     fetching at five documents: the one being written, two queued, and the two that keep
     their places while they wait for room. Let go, the pass stores everything once."""
     monkeypatch.setattr(poll, "WRITE_BACKLOG", 10)
-    store, thread, outcome = _held_pass(feed_server, tmp_path, 12)
-    try:
+    with _held_pass(feed_server, tmp_path, 12) as held:
         assert _requests_settle(feed_server, 5) == 5
-    finally:
-        store.release.set()
-        thread.join(30)
-    store.close()
-    (summary,) = outcome
-    assert isinstance(summary, PollSummary)
-    assert summary.counts.new == 12 * 5
+    assert held.summary is not None and held.summary.counts.new == 12 * 5
     assert len(feed_server.requests) == 12
 
 
@@ -467,9 +476,7 @@ def test_the_daemon_claims_again_for_polls_that_only_wait_for_the_writer(
     """The daemon's claims count the polls that still fetch and parse, not those queued
     for the writer: with its first write held and room for two polls fetching, its ticks
     go on claiming until all twelve sources are fetched."""
-    names = {f"s{n:02d}": feed_server.url(f"/f{n}") for n in range(12)}
-    for n in range(12):
-        feed_server.add(f"/f{n}", rss(*(f"d{n}-{i}" for i in range(5))))
+    names = _serve_documents(feed_server, 12, "d")
     config = make_config(tmp_path, names, concurrency=1)
     daemon = Daemon(config, tmp_path / "aggregator.toml", role="poller")
     daemon.store.close()
