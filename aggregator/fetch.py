@@ -63,6 +63,9 @@ KEPT_HEADERS = (
 )
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECT_STATUSES = frozenset({301, 308})
+# The most of an unwanted body (a 304 has none, a redirect's page is small) read only to
+# keep its connection open for the host's next request (`_drain`).
+DRAIN_LIMIT = 64 * 1024
 # Largest piece a decoder may produce in one step: what bounds memory on a
 # decompression bomb, whose every network chunk may inflate a thousandfold or more.
 _PIECE = 64 * 1024
@@ -324,6 +327,18 @@ async def _system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+async def _drain(response: httpx.Response) -> None:
+    """Read what is left of a body nobody wants (a 304's is empty, a redirect's small):
+    httpcore gives a connection back to the pool only once its response was read to the
+    end, and a connection closed instead costs the host a new one, TLS handshake and all,
+    for the next request. A body past DRAIN_LIMIT is left, and its connection closed."""
+    read = 0
+    async for chunk in response.aiter_raw():
+        read += len(chunk)
+        if read > DRAIN_LIMIT:
+            return
+
+
 def _guarded_transport(
     policy: AddressPolicy,
     resolver: Resolver | None,
@@ -527,9 +542,14 @@ class Fetcher:
                         status = response.status_code
                         if status in REDIRECT_STATUSES:
                             target = _redirect_target(source, url, current, response)
+                            await _drain(response)
                         elif status in (200, 203):
                             body = await self._read_body(source, url, response)
-                        elif status != 304:
+                        elif status == 304:
+                            await _drain(response)
+                        else:
+                            # Not drained: a failing source's next poll is far off, and
+                            # a trickling error page must not turn its status into a timeout.
                             self._hold_host(current.host, response)
                             raise _status_error(source, url, current, response)
                     finally:

@@ -19,7 +19,7 @@ import pytest
 from daemonproc import free_port
 from feedserver import FeedServer, Reply, Request, feed_server_fixture
 
-from aggregator.fetch import Fetcher, FetchError, FetchResponse, HostHeld
+from aggregator.fetch import DRAIN_LIMIT, Fetcher, FetchError, FetchResponse, HostHeld
 from aggregator.model import Validators
 
 USER_AGENT = "aggregator/9.9 (+http://feeds.example)"
@@ -404,12 +404,16 @@ def test_a_url_that_cannot_be_parsed_fails_naming_the_reason() -> None:
 
 
 class KeepAliveServer:
-    """HTTP/1.1 on 127.0.0.1 that answers every request on a connection with FEED and
-    counts its connections; with `close_idle_after`, it hangs up on a connection left
-    idle that long, as servers do to kept-alive connections (nginx: keepalive_timeout)."""
+    """HTTP/1.1 on 127.0.0.1 that answers every request on a connection with FEED (or
+    with the raw reply `replies` holds for its path) and counts its connections; with
+    `close_idle_after`, it hangs up on a connection left idle that long, as servers do
+    to kept-alive connections (nginx: keepalive_timeout)."""
 
-    def __init__(self, close_idle_after: float | None = None) -> None:
+    def __init__(
+        self, close_idle_after: float | None = None, replies: dict[str, bytes] | None = None
+    ) -> None:
         self.close_idle_after = close_idle_after
+        self.replies = replies or {}
         self.connections = 0
         self.requests = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -442,13 +446,19 @@ class KeepAliveServer:
                     data = conn.recv(65536)
                 except TimeoutError:
                     return  # idle too long: hang up
+                except OSError:
+                    return  # the client hung up first
                 if not data:
                     return
                 pending += data
                 while b"\r\n\r\n" in pending:
-                    _, pending = pending.split(b"\r\n\r\n", 1)
+                    head_in, pending = pending.split(b"\r\n\r\n", 1)
+                    path = head_in.split(b" ", 2)[1].decode()
                     self.requests += 1
-                    conn.sendall(reply)
+                    try:
+                        conn.sendall(self.replies.get(path, reply))
+                    except OSError:
+                        return  # the client hung up on a reply it did not want
 
 
 def fetch_one_by_one(urls: list[str], pause: float) -> list[FetchResponse | FetchError]:
@@ -475,6 +485,45 @@ def test_a_kept_alive_connection_serves_the_next_request_to_its_host() -> None:
         results = fetch_one_by_one([server.url("/a"), server.url("/b"), server.url("/c")], 0.05)
         assert [ok(result).status for result in results] == [200, 200, 200]
         assert (server.requests, server.connections) == (3, 1)
+    finally:
+        server.close()
+
+
+NOT_MODIFIED = b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n'
+
+
+def redirect_to(path: str, body: bytes) -> bytes:
+    head = f"HTTP/1.1 301 Moved Permanently\r\nLocation: {path}\r\nContent-Type: text/html\r\n"
+    return head.encode() + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def test_a_304_leaves_its_connection_open_for_the_next_request() -> None:
+    # Left unread, a 304 closed its connection: every conditional poll cost the host a
+    # new connection (and, over https, a handshake).
+    server = KeepAliveServer(replies={"/same": NOT_MODIFIED})
+    try:
+        urls = [server.url("/same"), server.url("/same"), server.url("/b")]
+        results = fetch_one_by_one(urls, 0.05)
+        assert [ok(result).status for result in results] == [304, 304, 200]
+        assert (server.requests, server.connections) == (3, 1)
+    finally:
+        server.close()
+
+
+def test_a_redirect_with_a_small_page_keeps_its_connection_a_large_one_does_not() -> None:
+    page = b"<p>Moved to <a href='/feed'>/feed</a></p>"
+    server = KeepAliveServer(
+        replies={
+            "/old": redirect_to("/feed", page),
+            "/huge": redirect_to("/feed", b"x" * (DRAIN_LIMIT * 2)),
+        }
+    )
+    try:
+        results = fetch_one_by_one([server.url("/old"), server.url("/huge")], 0.05)
+        assert [ok(result).final_url for result in results] == [server.url("/feed")] * 2
+        # /old, /feed and /huge on the first connection; /feed again on a new one,
+        # after the huge page was left unread.
+        assert (server.requests, server.connections) == (4, 2)
     finally:
         server.close()
 
