@@ -36,6 +36,7 @@ from aggregator.schedule import (
     MAX_RETRY_AFTER,
     Outcome,
     Policy,
+    host_order,
     next_poll,
     parse_max_age,
     parse_retry_after,
@@ -526,7 +527,8 @@ class Poller:
     ) -> PollSummary:
         """Poll `states` concurrently; bounded in flight so memory stays flat: at most
         `places` polls fetch and parse at once, and what waits for the writer is bounded
-        by WRITE_BACKLOG."""
+        by WRITE_BACKLOG. Taken in `host_order`, so a host's connections serve several of
+        its sources."""
         summary = PollSummary()
         places = asyncio.Semaphore(fetch_places(self.config))
 
@@ -548,7 +550,14 @@ class Poller:
             if on_result is not None:
                 on_result(result)
 
-        await asyncio.gather(*(one(state) for state in states))
+        settings = self.config.settings
+        ordered = host_order(
+            states,
+            lambda state: state.host,
+            hosts_at_once=max(1, settings.concurrency // settings.per_host),
+            run=settings.concurrency,
+        )
+        await asyncio.gather(*(one(state) for state in ordered))
         return summary
 
 

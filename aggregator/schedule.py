@@ -22,11 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 
 from aggregator.model import SourceState
+
+T = TypeVar("T")
 
 SUCCESS = frozenset({"ok", "not_modified", "unchanged"})
 # Doubling stops here; max_interval caps long before for any sane interval.
@@ -164,3 +168,36 @@ def parse_max_age(cache_control: str | None, age: str | None = None) -> timedelt
         already = age.strip().lstrip("0") or "0"
         fresh = 0 if len(already) > 9 else max(0, fresh - int(already))
     return min(_MAX_MAX_AGE, timedelta(seconds=fresh))
+
+
+def host_order(
+    items: Sequence[T], host_of: Callable[[T], str | None], *, hosts_at_once: int, run: int
+) -> list[T]:
+    """The order in which to fetch `items` so that each host's connections are used
+    again: a host's items come in runs of up to `run`, `hosts_at_once` runs side by side,
+    their items interleaved.
+
+    Dealt round-robin over many hosts, consecutive requests each go to another host, and
+    a connection pool smaller than the number of hosts has closed a host's connection
+    before its next request comes (in the benchmark, 2,000 requests to 300 hosts opened
+    2,000 connections; in this order, 600). Runs, rather than a host's every item at
+    once, keep one host with many sources from filling every place in flight: only
+    `per_host` of them can be fetched at a time. With `hosts_at_once` = concurrency /
+    per_host, the hosts of a window fill the fetcher exactly. A host's items keep their
+    order; items without a host (local files) each stand alone."""
+    runs_by_host: dict[Hashable, list[list[T]]] = {}
+    for index, item in enumerate(items):
+        runs = runs_by_host.setdefault(host_of(item) or ("no host", index), [[]])
+        if len(runs[-1]) == run:
+            runs.append([])
+        runs[-1].append(item)
+    # Every host's first run, then every host's second, ...: hosts in order of first sight.
+    deepest = max((len(runs) for runs in runs_by_host.values()), default=0)
+    hosts = list(runs_by_host.values())
+    sequence = [runs[depth] for depth in range(deepest) for runs in hosts if depth < len(runs)]
+    ordered: list[T] = []
+    for start in range(0, len(sequence), hosts_at_once):
+        window = sequence[start : start + hosts_at_once]
+        for position in range(max(len(each) for each in window)):
+            ordered.extend(each[position] for each in window if position < len(each))
+    return ordered

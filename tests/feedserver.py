@@ -69,17 +69,21 @@ Handler = Callable[[Request], Reply]
 
 
 class FeedServer:
-    def __init__(self) -> None:
+    """`address`: any of 127.0.0.0/8 (all loopback), so tests can have several hosts.
+    `connections` counts the connections clients opened."""
+
+    def __init__(self, address: str = "127.0.0.1") -> None:
         self._routes: dict[str, Handler] = {}
         self._lock = threading.Lock()
         self._requests: list[Request] = []
+        self.connections = 0
         self.stopping = threading.Event()  # set on close: long-waiting handlers should give up
-        self._httpd = _Server(("127.0.0.1", 0), _RequestHandler)
+        self._httpd = _Server((address, 0), _RequestHandler)
         self._httpd.feed_server = self
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self.base_url = f"http://{address}:{self._httpd.server_address[1]}"
 
     def __enter__(self) -> FeedServer:
         self._thread.start()
@@ -159,6 +163,11 @@ def feed_server_fixture() -> Iterator[FeedServer]:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     feed_server: FeedServer
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.feed_server._lock:
+            self.feed_server.connections += 1
+        super().process_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that hung up mid-reply is what some tests do on purpose

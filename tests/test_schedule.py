@@ -13,6 +13,7 @@ from aggregator.schedule import (
     Outcome,
     Policy,
     first_poll,
+    host_order,
     next_poll,
     parse_max_age,
     parse_retry_after,
@@ -192,3 +193,36 @@ def test_parse_retry_after(value: str | None, expected: timedelta | None) -> Non
 )
 def test_parse_max_age(value: str | None, age: str | None, expected: timedelta | None) -> None:
     assert parse_max_age(value, age) == expected
+
+
+def _host(item: str) -> str | None:
+    """ "a3" is the third source of host a; "-1" a source without a host."""
+    return None if item.startswith("-") else item[0]
+
+
+@pytest.mark.parametrize(
+    "items, hosts_at_once, run, expected",
+    [
+        # dealt round-robin over three hosts: two hosts side by side, then the third
+        ("a1 b1 c1 a2 b2 c2 a3 b3 c3", 2, 5, "a1 b1 a2 b2 a3 b3 c1 c2 c3"),
+        # a host of many sources comes in runs, each run beside other hosts' runs
+        ("a1 a2 a3 a4 a5 a6 b1 c1", 2, 2, "a1 b1 a2 c1 a3 a4 a5 a6"),
+        # one host at a time is plain grouping, a run of one the order as given
+        ("a1 b1 a2 b2", 1, 9, "a1 a2 b1 b2"),
+        ("a1 b1 a2 b2", 3, 1, "a1 b1 a2 b2"),
+        # sources without a host each stand alone
+        ("-1 a1 -2 a2", 2, 4, "-1 a1 a2 -2"),
+        ("", 2, 4, ""),
+    ],
+)
+def test_host_order(items: str, hosts_at_once: int, run: int, expected: str) -> None:
+    ordered = host_order(items.split(), _host, hosts_at_once=hosts_at_once, run=run)
+    assert ordered == expected.split()
+
+
+def test_host_order_keeps_every_item_once_and_each_hosts_own_order() -> None:
+    items = [f"{host}{n}" for n in range(40) for host in "abcdefg" if (n * 7 + ord(host)) % 3]
+    ordered = host_order(items, _host, hosts_at_once=3, run=4)
+    assert sorted(ordered) == sorted(items)
+    for host in "abcdefg":
+        assert [i for i in ordered if i[0] == host] == [i for i in items if i[0] == host]
