@@ -64,8 +64,10 @@ KEPT_HEADERS = (
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECT_STATUSES = frozenset({301, 308})
 # The most of an unwanted body (a 304 has none, a redirect's page is small) read only to
-# keep its connection open for the host's next request (`_drain`).
+# keep its connection open for the host's next request (`_drain`), and the longest time
+# spent reading it: a page that trickles must not hold up the redirect it comes with.
 DRAIN_LIMIT = 64 * 1024
+DRAIN_SECONDS = 0.5
 # Largest piece a decoder may produce in one step: what bounds memory on a
 # decompression bomb, whose every network chunk may inflate a thousandfold or more.
 _PIECE = 64 * 1024
@@ -331,12 +333,19 @@ async def _drain(response: httpx.Response) -> None:
     """Read what is left of a body nobody wants (a 304's is empty, a redirect's small):
     httpcore gives a connection back to the pool only once its response was read to the
     end, and a connection closed instead costs the host a new one, TLS handshake and all,
-    for the next request. A body past DRAIN_LIMIT is left, and its connection closed."""
+    for the next request. A body past DRAIN_LIMIT, or not read in DRAIN_SECONDS, is
+    left, and its connection closed."""
     read = 0
-    async for chunk in response.aiter_raw():
-        read += len(chunk)
-        if read > DRAIN_LIMIT:
-            return
+    try:
+        # Only this timeout's own expiry is caught: the fetch's deadline, around it,
+        # still ends the fetch.
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for chunk in response.aiter_raw():
+                read += len(chunk)
+                if read > DRAIN_LIMIT:
+                    return
+    except TimeoutError:
+        return
 
 
 def _guarded_transport(

@@ -10,7 +10,7 @@ import threading
 import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -587,6 +587,21 @@ def test_slow_server_times_out_at_the_whole_fetch_deadline(
     feed_server.handler("/feed", slow(feed_server))
     error = failed(fetch(feed_server.url("/feed"), timeout=0.5))
     assert str(error) == f"src: {feed_server.url('/feed')}: timed out after 0.5s"
+
+
+@pytest.mark.timeout(15)
+def test_a_redirect_whose_page_trickles_is_followed_without_waiting_for_the_page(
+    feed_server: FeedServer,
+) -> None:
+    # Its page is read only to keep the connection, and not for longer than DRAIN_SECONDS.
+    page = trickle(feed_server, 100, 0.1)
+    feed_server.handler(
+        "/old", lambda request: replace(page(request), status=301, headers={"Location": "/feed"})
+    )
+    feed_server.add("/feed", FEED)
+    result = ok(fetch(feed_server.url("/old"), timeout=5.0))
+    assert (result.status, result.final_url) == (200, feed_server.url("/feed"))
+    assert result.elapsed < 5.0
 
 
 @pytest.mark.parametrize(
