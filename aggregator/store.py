@@ -1792,7 +1792,6 @@ def _write_fingerprints(conn: Connection, marks: Sequence[tuple[int, int, _Match
     for entry_id, source_id, item in marks:
         fp = item.fingerprint
         at = bind_at(fp.at)
-        signature = fp.signature
         prints.append(
             (
                 entry_id,
@@ -1802,7 +1801,7 @@ def _write_fingerprints(conn: Connection, marks: Sequence[tuple[int, int, _Match
                 fp.words,
                 fp.shingles,
                 bind_flag(fp.truncated),
-                bind_blob(signature) if signature is not None else None,
+                bind_blob(fp.signature) if fp.signature is not None else None,
                 at,
             )
         )
