@@ -514,6 +514,40 @@ def test_the_daemon_claims_again_for_polls_that_only_wait_for_the_writer(
     assert not daemon.writing and not daemon.in_flight
 
 
+def test_a_poller_claims_between_ticks_while_more_sources_are_due(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """One tick, and a tick so long that no second one comes: twelve due sources and two
+    polling places. The polls that end claim the next ones, so all twelve are polled
+    within seconds, each once; with claims on ticks alone, two were, and the rest waited
+    for the next tick (a poller could start only `capacity` polls per tick)."""
+    names = _serve_documents(feed_server, 12, "t")
+    config = make_config(tmp_path, names, concurrency=1)
+    daemon = Daemon(config, tmp_path / "aggregator.toml", tick=3600, role="poller")
+    daemon.store.upgrade()
+    daemon.store.sync_sources(config.sources.values())
+    assert daemon.capacity == 2
+    busiest = 0
+
+    async def one_tick() -> None:
+        nonlocal busiest
+        async with new_fetcher(config) as fetcher:
+            daemon.poller = Poller(config, daemon.store, fetcher, owner=daemon.owner)
+            await daemon.on_tick()
+            deadline = time.monotonic() + 10
+            while len(feed_server.requests) < 12 and time.monotonic() < deadline:
+                busiest = max(busiest, len(daemon.in_flight) - len(daemon.writing))
+                await asyncio.sleep(0.005)
+            while daemon.in_flight or daemon._ticking:
+                await asyncio.sleep(0.01)
+
+    asyncio.run(one_tick())
+    polled = sorted(request.path for request in feed_server.requests)
+    daemon.store.close()
+    assert polled == sorted(f"/f{n}" for n in range(12))  # every source, each once
+    assert busiest <= daemon.capacity
+
+
 def test_a_pass_takes_a_hosts_sources_together_so_its_connections_serve_several(
     tmp_path: Path,
 ) -> None:
