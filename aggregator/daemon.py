@@ -260,6 +260,12 @@ class Daemon:
                 lease=self.lease(free),
                 limit=free,
             )
+            if self.stopping.is_set():
+                # Shutdown began while the claim ran, and waits only for the polls it
+                # found in flight: these are given back, not polled.
+                names = [state.name for state in states]
+                await asyncio.to_thread(self.store.release_claims, self.owner, names)
+                return
             self._more_due = len(states) == free
             lags = [(now - s.next_poll_at).total_seconds() for s in states if s.next_poll_at]
             self.metrics.scheduler_lag.set(max([0.0, *lags]))

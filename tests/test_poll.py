@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from feedserver import FeedServer, Reply, Request
@@ -23,8 +24,8 @@ from pollharness import T0, PollHarness, make_config
 
 from aggregator import __version__, poll
 from aggregator.daemon import Daemon
-from aggregator.model import PollRecord, SaveCounts
-from aggregator.poll import Poller, PollSummary, new_fetcher, run_pass
+from aggregator.model import PollRecord, SaveCounts, SourceState
+from aggregator.poll import Poller, PollSummary, new_fetcher, run_pass, utcnow
 from aggregator.store import Store
 
 H = timedelta(hours=1)
@@ -546,6 +547,44 @@ def test_a_poller_claims_between_ticks_while_more_sources_are_due(
     daemon.store.close()
     assert polled == sorted(f"/f{n}" for n in range(12))  # every source, each once
     assert busiest <= daemon.capacity
+
+
+def test_a_claim_that_returns_after_shutdown_began_starts_no_poll(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """Shutdown waits for the polls it finds in flight; a claim (a tick's, or one between
+    ticks) still running when it begins must not start polls after it, and gives back
+    what it took, so the sources are due again at once for any poller."""
+    names = _serve_documents(feed_server, 4, "x")
+    config = make_config(tmp_path, names, concurrency=1)
+    daemon = Daemon(config, tmp_path / "aggregator.toml", tick=3600, role="poller")
+    store = daemon.store
+    store.upgrade()
+    store.sync_sources(config.sources.values())
+    claim_due = store.claim_due
+
+    async def claim_as_shutdown_begins() -> int:
+        loop = asyncio.get_running_loop()
+
+        def claim_then_stop(*args: Any, **kwargs: Any) -> list[SourceState]:
+            states = claim_due(*args, **kwargs)
+            loop.call_soon_threadsafe(daemon.stopping.set)  # before the claim returns
+            return states
+
+        store.claim_due = claim_then_stop  # type: ignore[method-assign]
+        async with new_fetcher(config) as fetcher:
+            daemon.poller = Poller(config, store, fetcher, owner=daemon.owner)
+            await daemon._claim()
+            started = len(daemon.in_flight)
+            await asyncio.sleep(0.5)  # time enough for a started poll to send its request
+            return started
+
+    started = asyncio.run(claim_as_shutdown_begins())
+    store.claim_due = claim_due  # type: ignore[method-assign]
+    assert started == 0 and not feed_server.requests
+    again = store.claim_due(utcnow(), owner="poll:other", lease=timedelta(minutes=10), limit=10)
+    store.close()
+    assert sorted(state.name for state in again) == sorted(names)
 
 
 def test_a_pass_takes_a_hosts_sources_together_so_its_connections_serve_several(
