@@ -513,6 +513,28 @@ def test_notify_protocol_ready_watchdog_reloading_stopping(
 # -- first polls ---------------------------------------------------------------
 
 
+def test_a_poller_polls_more_due_sources_than_it_has_places_before_its_next_tick(
+    tmp_path: Path, start: Callable[..., Service]
+) -> None:
+    """`aggregator run` with a tick of a minute, two polling places (concurrency 1) and
+    twelve local sources, all due at start (a file costs no publisher: no spread). The
+    first tick claims two; the polls that end claim the rest. On ticks alone it polled
+    two sources a minute: 40 every 15 s at the defaults, 4,800 sources a half hour."""
+    extra = ""
+    for n in range(12):
+        path = tmp_path / f"local{n}.xml"
+        path.write_bytes(FEED.replace(b"<title>", f"<title>{n} ".encode(), 1))
+        extra += f'\n[sources.local{n:02d}]\npath = "{path}"\n'
+    service = start({}, extra=extra, settings="concurrency = 1\n", env={"AGGREGATOR_TICK": "60"})
+    wait_until(
+        lambda: service.metric("aggregator_polls_total", result="ok") == 12,
+        20,
+        "all twelve sources polled within the first tick",
+        service.log,
+    )
+    assert all(f"poll source=local{n:02d} " in service.text() for n in range(12))
+
+
 def test_start_spreads_due_remote_sources_over_the_window_and_leaves_files_alone(
     tmp_path: Path,
 ) -> None:
