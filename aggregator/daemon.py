@@ -289,6 +289,8 @@ class Daemon:
         self._spawn(self._claim_between_ticks())
 
     async def _claim_between_ticks(self) -> None:
+        # The claim alone, not `_tick`: a tick also rewrites output_dir when the stories
+        # changed, a whole build, which every claim through a backlog must not repeat.
         try:
             await self._claim()
             self.last_claim_ok = time.monotonic()
