@@ -332,14 +332,26 @@ def test_output_dir_is_rewritten_atomically_when_the_stories_change(
     out = tmp_path / "public"
     service = start({"a": feed_server.url("/f")}, settings=f'output_dir = "{out}"\n')
     target = out / "all.atom"
-    wait_until(lambda: target.exists() and b"Gaza" in target.read_bytes(), 20, "all.atom")
-    assert {p.name for p in out.iterdir()} >= {"all.atom", "all.rss", "all.json", "feeds.opml"}
+    formats = ("atom", "rss", "json")
+
+    def built_with(text: bytes) -> bool:
+        # The files are written one after another (the empty build at start-up, then
+        # one per change), so all.atom can carry a story while all.json's temporary
+        # file is still open: wait for every format, and for no temporary file left.
+        # A temporary file that is never cleaned up keeps this false and fails the wait.
+        names = {p.name for p in out.iterdir()}
+        return (
+            names >= {f"all.{f}" for f in formats} | {"feeds.opml"}
+            and all(text in (out / f"all.{f}").read_bytes() for f in formats)
+            and not [name for name in names if name.startswith(".")]
+        )
+
+    wait_until(lambda: built_with(b"Gaza"), 20, "the first build")
     written = target.stat().st_mtime_ns
     time.sleep(1.0)  # several 304 polls: nothing changed, nothing rewritten
     assert target.stat().st_mtime_ns == written
     feed_server.add("/f", FEED.replace(b"Dock strike", b"Harbour strike"), etag='"v2"')
-    wait_until(lambda: b"Harbour strike" in target.read_bytes(), 20, "the rewrite", service.log)
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+    wait_until(lambda: built_with(b"Harbour strike"), 20, "the rewrite", service.log)
 
 
 # -- lifecycle ---------------------------------------------------------------
