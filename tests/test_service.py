@@ -339,6 +339,8 @@ def test_output_dir_is_rewritten_atomically_when_the_stories_change(
         # one per change), so all.atom can carry a story while all.json's temporary
         # file is still open: wait for every format, and for no temporary file left.
         # A temporary file that is never cleaned up keeps this false and fails the wait.
+        if not out.is_dir():
+            return False
         names = {p.name for p in out.iterdir()}
         return (
             names >= {f"all.{f}" for f in formats} | {"feeds.opml"}
