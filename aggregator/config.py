@@ -35,7 +35,7 @@ CONFIG_ENV: Final = "AGGREGATOR_CONFIG"
 DEFAULT_CONFIG_PATH: Final = Path("config/aggregator.toml")
 
 # Defaults that the public types below also carry (the rest live on the document models).
-# Throughput of httpx on two cores peaks at 10-20 requests in flight (FACTS.md).
+# Throughput of the HTTP client on two cores peaks at 10-20 requests in flight (FACTS.md).
 DEFAULT_CONCURRENCY: Final = 20
 # Politeness: no publisher sees more than two requests from us at once.
 DEFAULT_PER_HOST: Final = 2

@@ -759,7 +759,7 @@ def run(config_path: Path, role: str = "all") -> int:
     # Their INFO lines say "Running job" every tick and "HTTP Request" per fetch; our own
     # log says what each tick claimed and has one line per poll.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     config = load_config(config_path)
     daemon = Daemon(config, config_path, role=role)
     return asyncio.run(daemon.serve())

@@ -37,8 +37,8 @@ from types import MappingProxyType, TracebackType
 from typing import Protocol
 
 import brotli  # type: ignore[import-untyped]
-import httpcore
-import httpx
+import httpcore2
+import httpx2
 
 from aggregator.model import Validators
 from aggregator.schedule import parse_retry_after
@@ -130,8 +130,8 @@ def address_policy(url: str, *, allow_private: bool = False) -> AddressPolicy:
     if allow_private:
         return AddressPolicy.ANY
     try:
-        host = httpx.URL(url).host
-    except httpx.InvalidURL:
+        host = httpx2.URL(url).host
+    except httpx2.InvalidURL:
         return AddressPolicy.PUBLIC
     return _host_policy(host)
 
@@ -211,22 +211,22 @@ def _is_public(ip: IPAddress) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-class AddressRefused(httpcore.ConnectError):
+class AddressRefused(httpcore2.ConnectError):
     """The address guard refused every address a host name resolved to.
 
-    A ConnectError itself, since httpcore's pool drops the cause of what it re-raises."""
+    A ConnectError itself, since httpcore2's pool drops the cause of what it re-raises."""
 
 
-class _Stream(httpcore.AsyncNetworkStream):
+class _Stream(httpcore2.AsyncNetworkStream):
     """The backend's stream, but asked whether it is readable straight from its socket.
 
-    httpcore asks that of every idle connection in the pool each time it places a
+    httpcore2 asks that of every idle connection in the pool each time it places a
     request, and anyio answers it by building a table of all the stream's attributes,
     a getpeername() system call among them: in a cold pass, with a pool full of
     connections idle while their documents are parsed, those calls took more of the
     main process's CPU than anything but the event loop's own waiting."""
 
-    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+    def __init__(self, stream: httpcore2.AsyncNetworkStream) -> None:
         self._stream = stream
         self._socket: socket.socket | None = stream.get_extra_info("socket")
 
@@ -244,7 +244,7 @@ class _Stream(httpcore.AsyncNetworkStream):
         ssl_context: ssl.SSLContext,
         server_hostname: str | None = None,
         timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    ) -> httpcore2.AsyncNetworkStream:
         return _Stream(await self._stream.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> object:
@@ -256,7 +256,7 @@ class _Stream(httpcore.AsyncNetworkStream):
 def _readable(sock: socket.socket) -> bool:
     """Whether reading `sock` would not block: data waiting, or (for an idle kept-alive
     connection, the case that matters) the server's close. A closed socket counts as
-    readable, as in httpcore, so its connection is dropped rather than used. (httpcore's
+    readable, as in httpcore2, so its connection is dropped rather than used. (httpcore2's
     own `is_socket_readable` is the same check, but private to it.)"""
     descriptor = sock.fileno()
     if descriptor < 0:
@@ -266,13 +266,13 @@ def _readable(sock: socket.socket) -> bool:
     return bool(poller.poll(0))
 
 
-class _GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend with the address guard in front of every connect."""
+class _GuardedBackend(httpcore2.AsyncNetworkBackend):
+    """httpcore2's network backend with the address guard in front of every connect."""
 
     def __init__(self, policy: AddressPolicy, resolver: Resolver | None) -> None:
         self._policy = policy
         self._resolver = resolver or _system_resolver
-        self._backend = httpcore.AnyIOBackend()
+        self._backend = httpcore2.AnyIOBackend()
 
     async def connect_tcp(
         self,
@@ -280,12 +280,12 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         port: int,
         timeout: float | None = None,
         local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
         try:
             addresses = [host] if _ip(host) is not None else await self._resolver(host, port)
         except OSError as error:
-            raise httpcore.ConnectError(str(error)) from error
+            raise httpcore2.ConnectError(str(error)) from error
         refusals = []
         allowed = []
         for address in addresses:
@@ -300,7 +300,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
             raise AddressRefused(f"address guard: {named}{reason}")
         for address in allowed[:-1]:
             # Connecting by number: what was checked is what is reached.
-            with contextlib.suppress(httpcore.ConnectError, httpcore.ConnectTimeout):
+            with contextlib.suppress(httpcore2.ConnectError, httpcore2.ConnectTimeout):
                 return _Stream(
                     await self._backend.connect_tcp(
                         address, port, timeout, local_address, socket_options
@@ -316,9 +316,9 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         self,
         path: str,
         timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not fetched")
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        raise httpcore2.ConnectError("unix sockets are not fetched")
 
     async def sleep(self, seconds: float) -> None:
         await self._backend.sleep(seconds)
@@ -329,9 +329,9 @@ async def _system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-async def _drain(response: httpx.Response) -> None:
+async def _drain(response: httpx2.Response) -> None:
     """Read what is left of a body nobody wants (a 304's is empty, a redirect's small):
-    httpcore gives a connection back to the pool only once its response was read to the
+    httpcore2 gives a connection back to the pool only once its response was read to the
     end, and a connection closed instead costs the host a new one, TLS handshake and all,
     for the next request. A body past DRAIN_LIMIT, or not read in DRAIN_SECONDS, is
     left, and its connection closed."""
@@ -351,15 +351,15 @@ async def _drain(response: httpx.Response) -> None:
 def _guarded_transport(
     policy: AddressPolicy,
     resolver: Resolver | None,
-    limits: httpx.Limits,
+    limits: httpx2.Limits,
     ssl_context: ssl.SSLContext,
-) -> httpx.AsyncHTTPTransport:
-    transport = httpx.AsyncHTTPTransport(
+) -> httpx2.AsyncHTTPTransport:
+    transport = httpx2.AsyncHTTPTransport(
         verify=ssl_context, http1=True, http2=False, limits=limits, trust_env=False
     )
-    # httpx takes no network backend; its pool is replaced by an identical one that
+    # httpx2 takes no network backend; its pool is replaced by an identical one that
     # has ours. (Checked by the address guard tests against real servers.)
-    transport._pool = httpcore.AsyncConnectionPool(
+    transport._pool = httpcore2.AsyncConnectionPool(
         ssl_context=ssl_context,
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
@@ -431,24 +431,24 @@ class Fetcher:
         self._hosts: dict[str, asyncio.Semaphore] = {}
         # Host -> monotonic time before which it is not asked again (its Retry-After).
         self._holds: dict[str, float] = {}
-        self._clients: dict[AddressPolicy, httpx.AsyncClient] = {}
+        self._clients: dict[AddressPolicy, httpx2.AsyncClient] = {}
         # One for every pool: loading the trusted roots costs 15 ms each time.
         self._ssl_context: ssl.SSLContext | None = None
 
-    def _client(self, policy: AddressPolicy) -> httpx.AsyncClient:
+    def _client(self, policy: AddressPolicy) -> httpx2.AsyncClient:
         """The client (and connection pool) of one address policy, made on first use."""
         client = self._clients.get(policy)
         if client is not None:
             return client
         timeout = self.timeout
-        limits = httpx.Limits(
+        limits = httpx2.Limits(
             max_connections=self._concurrency,
             max_keepalive_connections=self._concurrency,
             keepalive_expiry=5.0,
         )
         if self._ssl_context is None:
-            self._ssl_context = httpx.create_ssl_context(trust_env=False)
-        client = self._clients[policy] = httpx.AsyncClient(
+            self._ssl_context = httpx2.create_ssl_context(trust_env=False)
+        client = self._clients[policy] = httpx2.AsyncClient(
             headers={
                 "User-Agent": self._user_agent,
                 "Accept": ACCEPT,
@@ -456,7 +456,7 @@ class Fetcher:
             },
             # The whole-fetch deadline in `fetch` is the real limit; these stop any
             # single phase from outliving it.
-            timeout=httpx.Timeout(connect=timeout, read=timeout, write=timeout, pool=timeout),
+            timeout=httpx2.Timeout(connect=timeout, read=timeout, write=timeout, pool=timeout),
             transport=_guarded_transport(policy, self._resolver, limits, self._ssl_context),
             follow_redirects=False,
             cookies=_NoCookies(),
@@ -496,24 +496,24 @@ class Fetcher:
         names a public host reaches public addresses only, and no URL reaches
         link-local ones."""
         try:
-            current = httpx.URL(url)
-        except httpx.InvalidURL as error:
+            current = httpx2.URL(url)
+        except httpx2.InvalidURL as error:
             raise FetchError(source, url, f"invalid URL: {error}") from None
         # address_policy(url), without parsing the URL a second time.
         policy = AddressPolicy.ANY if allow_private else _host_policy(current.host)
         async with self._all:
             try:
                 return await self._follow(source, url, current, validators, policy)
-            except (TimeoutError, httpx.TimeoutException):
+            except (TimeoutError, httpx2.TimeoutException):
                 raise FetchError(source, url, f"timed out after {self.timeout:g}s") from None
-            except httpx.HTTPError as error:
+            except httpx2.HTTPError as error:
                 raise FetchError(source, url, _transport_cause(error)) from error
 
     async def _follow(
         self,
         source: str,
         url: str,
-        current: httpx.URL,
+        current: httpx2.URL,
         validators: Validators,
         policy: AddressPolicy,
     ) -> FetchResponse:
@@ -534,7 +534,7 @@ class Fetcher:
                 hop = "" if str(current) == url else f"redirect to {current} refused: "
                 raise FetchError(source, url, f"{hop}address guard: {refusal}")
             body = b""
-            target: httpx.URL | None = None
+            target: httpx2.URL | None = None
             async with self._host_slot(current.host):
                 # Checked inside the slot: a source that queued behind the request that got
                 # the 429 must not be sent the moment that request is answered.
@@ -600,7 +600,7 @@ class Fetcher:
             raise HostHeld(source, url, host, remaining)
         del self._holds[host]
 
-    def _hold_host(self, host: str, response: httpx.Response) -> None:
+    def _hold_host(self, host: str, response: httpx2.Response) -> None:
         """Remember a 429/503's Retry-After for the host at once, in this process: the store
         learns it only when the poll is recorded, and other sources of the host may be
         claimed or queued already."""
@@ -616,7 +616,7 @@ class Fetcher:
             slot = self._hosts[host] = asyncio.Semaphore(self._per_host)
         return slot
 
-    async def _read_body(self, source: str, url: str, response: httpx.Response) -> bytes:
+    async def _read_body(self, source: str, url: str, response: httpx2.Response) -> bytes:
         """The decompressed body, abandoned as soon as it passes `max_bytes`."""
         too_large = FetchError(source, url, f"body larger than {self.max_bytes} bytes")
         codings = _content_codings(response)
@@ -707,14 +707,14 @@ def _header_bytes(value: str) -> bytes:
         return value.encode("utf-8")
 
 
-def _raw_header(response: httpx.Response, name: bytes) -> str | None:
+def _raw_header(response: httpx2.Response, name: bytes) -> str | None:
     for key, value in response.headers.raw:
         if key.lower() == name:
             return value.decode("latin-1")
     return None
 
 
-def _received_validators(response: httpx.Response, sent: Validators | None) -> Validators:
+def _received_validators(response: httpx2.Response, sent: Validators | None) -> Validators:
     """The response's validators; on a 304 (`sent` given) each one missing keeps the sent one."""
     etag = _raw_header(response, b"etag")
     last_modified = _raw_header(response, b"last-modified")
@@ -727,8 +727,8 @@ def _received_validators(response: httpx.Response, sent: Validators | None) -> V
 
 
 def _redirect_target(
-    source: str, url: str, current: httpx.URL, response: httpx.Response
-) -> httpx.URL:
+    source: str, url: str, current: httpx2.URL, response: httpx2.Response
+) -> httpx2.URL:
     location = response.headers.get("location")
     if not location:
         raise FetchError(
@@ -736,7 +736,7 @@ def _redirect_target(
         )
     try:
         target = current.join(location.strip())
-    except httpx.InvalidURL as error:
+    except httpx2.InvalidURL as error:
         raise FetchError(source, url, f"redirect to an invalid URL {location!r}: {error}") from None
     if target.scheme not in ("http", "https"):
         raise FetchError(source, url, f"redirect to a non-HTTP URL refused: {location}")
@@ -744,10 +744,10 @@ def _redirect_target(
 
 
 def _status_error(
-    source: str, url: str, current: httpx.URL, response: httpx.Response
+    source: str, url: str, current: httpx2.URL, response: httpx2.Response
 ) -> FetchError:
     status = response.status_code
-    reason = response.reason_phrase or httpx.codes.get_reason_phrase(status)
+    reason = response.reason_phrase or httpx2.codes.get_reason_phrase(status)
     cause = f"HTTP {status} {_shown(reason)}".rstrip()
     retry_after = response.headers.get("retry-after")
     if retry_after:
@@ -763,7 +763,7 @@ def _shown(text: str, limit: int = 100) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _transport_cause(error: httpx.HTTPError) -> str:
+def _transport_cause(error: httpx2.HTTPError) -> str:
     """What went wrong below HTTP, in words an admin can act on."""
     reason: BaseException | None = error
     seen = 0
@@ -783,11 +783,11 @@ def _transport_cause(error: httpx.HTTPError) -> str:
         reason = reason.__cause__ or reason.__context__
         seen += 1
     detail = _shown(str(error) or type(error).__name__, 300)
-    if isinstance(error, httpx.ConnectError):
+    if isinstance(error, httpx2.ConnectError):
         return f"cannot connect: {detail}"
-    if isinstance(error, httpx.RemoteProtocolError):
+    if isinstance(error, httpx2.RemoteProtocolError):
         return f"bad HTTP response: {detail}"
-    if isinstance(error, httpx.ReadError):
+    if isinstance(error, httpx2.ReadError):
         return f"connection lost while reading: {detail}"
     return detail
 
@@ -797,14 +797,14 @@ class _Decoder(Protocol):
     def flush(self) -> Iterator[bytes]: ...
 
 
-def _content_codings(response: httpx.Response) -> list[str]:
+def _content_codings(response: httpx2.Response) -> list[str]:
     header = response.headers.get("content-encoding", "")
     codings = [c.strip().lower() for c in header.split(",")]
     return [c for c in codings if c and c != "identity"]
 
 
 def _decoder(coding: str) -> _Decoder:
-    # httpx's own decoders inflate each network chunk whole, which a bomb turns into
+    # httpx2's own decoders inflate each network chunk whole, which a bomb turns into
     # gigabytes; these yield bounded pieces so the size cap bites first.
     if coding in ("gzip", "x-gzip"):
         return _Inflater(zlib.MAX_WBITS | 16)

@@ -402,7 +402,7 @@ async def _fallback_load(host: str, port: int, requests: list[bytes], seconds: f
 
 def web_figures(stories: int, port: int, seconds: float) -> dict[str, tuple[float, int]]:
     """Cached output requests per second on the big store: 200s, gzip 200s and 304s."""
-    import httpx
+    import httpx2
 
     store = store_dir(stories)
     config = store / "aggregator-web.toml"
@@ -420,15 +420,15 @@ def web_figures(stories: int, port: int, seconds: float) -> dict[str, tuple[floa
     try:
         for _ in range(600):
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 pass
             time.sleep(0.1)
         feeds = sorted({p.stem for p in (OUT / "public-big-0").glob("*.json")})
         paths = [f"/feeds/{name}.{fmt}" for name in feeds for fmt in ("atom", "rss", "json")]
         etags = []
-        with httpx.Client(base_url=base, timeout=60) as client:
+        with httpx2.Client(base_url=base, timeout=60) as client:
             for path in paths:  # renders once: every later request is a cache hit
                 response = client.get(path)
                 response.raise_for_status()

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -110,10 +110,10 @@ def main() -> int:
             deadline = time.monotonic() + 120
             while True:
                 try:
-                    items = httpx.get(f"{base}/feeds/all.json", timeout=5).json()["items"]
+                    items = httpx2.get(f"{base}/feeds/all.json", timeout=5).json()["items"]
                     if len(items) >= 50:
                         break
-                except (httpx.HTTPError, ValueError, KeyError):
+                except (httpx2.HTTPError, ValueError, KeyError):
                     pass
                 if time.monotonic() > deadline or daemon.poll() is not None:
                     print((folder / "daemon.log").read_text(), file=sys.stderr)
@@ -121,8 +121,8 @@ def main() -> int:
                 time.sleep(0.5)
             time.sleep(2)  # let the last polls land so the cache stays warm
             url = f"{base}/feeds/all.atom"
-            first = httpx.get(url, headers={"Accept-Encoding": "identity"})
-            with httpx.stream("GET", url, headers={"Accept-Encoding": "gzip"}) as zipped:
+            first = httpx2.get(url, headers={"Accept-Encoding": "identity"})
+            with httpx2.stream("GET", url, headers={"Accept-Encoding": "gzip"}) as zipped:
                 gzipped_size = sum(len(chunk) for chunk in zipped.iter_raw())
             print(
                 f"/feeds/all.atom: {len(first.content)} bytes, "
@@ -141,7 +141,7 @@ def main() -> int:
                     f"{label:24} {row['requests/s']:>9} {row['p50']:>9} {row['p99']:>9} "
                     f"{row['transfer/s']:>11} {row['errors']}"
                 )
-            metrics = httpx.get(f"{base}/metrics").text
+            metrics = httpx2.get(f"{base}/metrics").text
             print(f"\nrenders during the run (render cache misses): {_renders(metrics)}")
         finally:
             daemon.terminate()

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 
 
 def free_port() -> int:
@@ -64,8 +64,8 @@ class DaemonProcess:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def get(self, path: str, **options: object) -> httpx.Response:
-        return httpx.get(self.base + path, **{"timeout": 10, **options})  # type: ignore[arg-type]
+    def get(self, path: str, **options: object) -> httpx2.Response:
+        return httpx2.get(self.base + path, **{"timeout": 10, **options})  # type: ignore[arg-type]
 
     def text(self) -> str:
         return self.log.read_text()
@@ -83,7 +83,7 @@ class DaemonProcess:
         assert self.alive(), f"daemon exited early:\n{self.text()}"
         try:
             return self.get(path, timeout=2).status_code in statuses
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             return False
 
     def stop(self, timeout: float = 30) -> int:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-import httpx
+import httpx2
 import pagedata
 import pytest
 from daemonproc import DaemonProcess, free_port, running_daemon
@@ -175,7 +175,7 @@ def test_pages_load_without_console_errors_and_every_link_works(
                 continue
             if target in checked:
                 continue
-            answer = httpx.get(target, timeout=10)
+            answer = httpx2.get(target, timeout=10)
             checked[target] = answer.status_code
             kind = answer.headers.get("content-type", "")
             if kind.startswith("text/html") and target not in internal and len(internal) < 80:

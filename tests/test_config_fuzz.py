@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import tomlkit
 from daemonproc import DaemonProcess, free_port, running_daemon, settings_toml
@@ -324,8 +324,8 @@ def test_sighup_with_random_bad_configs_keeps_the_running_one(
         while log.read_text().count("reload refused") < number:
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
-        assert httpx.get(f"{base}/feeds/kept.atom", timeout=5).status_code == 200
-        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        assert httpx2.get(f"{base}/feeds/kept.atom", timeout=5).status_code == 200
+        assert httpx2.get(f"{base}/healthz", timeout=5).status_code == 200
     text = log.read_text()
     assert "Traceback" not in text, text
     # One log line per error after each refusal: "TIME ERROR aggregator.daemon:   FILE:LINE: …".
@@ -347,7 +347,7 @@ def test_sighup_with_random_bad_configs_keeps_the_running_one(
     config.write_text(good + '[feeds.added]\ninclude = ["the"]\n', encoding="utf-8")
     process.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 10
-    while httpx.get(f"{base}/feeds/added.atom", timeout=5).status_code != 200:
+    while httpx2.get(f"{base}/feeds/added.atom", timeout=5).status_code != 200:
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.1)
-    assert httpx.get(f"{base}/feeds/kept.atom", timeout=5).status_code == 200
+    assert httpx2.get(f"{base}/feeds/kept.atom", timeout=5).status_code == 200

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from daemonproc import DaemonProcess, free_port, running_daemon, settings_toml
 from lxml import etree
@@ -50,32 +50,32 @@ def test_serves_every_format_with_its_media_type(daemon: DaemonProcess) -> None:
         ("rss", "application/rss+xml"),
         ("json", "application/feed+json"),
     ]:
-        response = httpx.get(f"{daemon.base}/feeds/news.{ext}")
+        response = httpx2.get(f"{daemon.base}/feeds/news.{ext}")
         assert response.status_code == 200
         assert response.headers["content-type"].startswith(media_type)
         if ext == "json":
             assert response.json()["items"]
         else:
             etree.fromstring(response.content)
-    opml = httpx.get(f"{daemon.base}/feeds.opml")
+    opml = httpx2.get(f"{daemon.base}/feeds.opml")
     assert opml.status_code == 200
     assert b"/feeds/news.atom" in opml.content
 
 
 def test_conditional_requests_get_304(daemon: DaemonProcess) -> None:
-    first = httpx.get(f"{daemon.base}/feeds/all.atom")
+    first = httpx2.get(f"{daemon.base}/feeds/all.atom")
     etag, modified = first.headers["etag"], first.headers["last-modified"]
-    by_etag = httpx.get(f"{daemon.base}/feeds/all.atom", headers={"If-None-Match": etag})
+    by_etag = httpx2.get(f"{daemon.base}/feeds/all.atom", headers={"If-None-Match": etag})
     assert by_etag.status_code == 304
     assert by_etag.content == b""
-    by_date = httpx.get(f"{daemon.base}/feeds/all.atom", headers={"If-Modified-Since": modified})
+    by_date = httpx2.get(f"{daemon.base}/feeds/all.atom", headers={"If-Modified-Since": modified})
     assert by_date.status_code == 304
-    stale = httpx.get(f"{daemon.base}/feeds/all.atom", headers={"If-None-Match": '"other"'})
+    stale = httpx2.get(f"{daemon.base}/feeds/all.atom", headers={"If-None-Match": '"other"'})
     assert stale.status_code == 200
 
 
 def test_gzip_when_asked(daemon: DaemonProcess) -> None:
-    with httpx.stream(
+    with httpx2.stream(
         "GET", f"{daemon.base}/feeds/all.atom", headers={"Accept-Encoding": "gzip"}
     ) as response:
         raw = b"".join(response.iter_raw())
@@ -96,23 +96,23 @@ def test_gzip_when_asked(daemon: DaemonProcess) -> None:
     ],
 )
 def test_bad_requests_get_clear_errors(daemon: DaemonProcess, path: str, status: int) -> None:
-    response = httpx.get(daemon.base + path)
+    response = httpx2.get(daemon.base + path)
     assert response.status_code == status
     assert response.text.strip()
 
 
 def test_query_and_limit_narrow_the_feed(daemon: DaemonProcess) -> None:
-    everything = httpx.get(f"{daemon.base}/feeds/all.json").json()["items"]
+    everything = httpx2.get(f"{daemon.base}/feeds/all.json").json()["items"]
     assert len(everything) > 2
-    two = httpx.get(f"{daemon.base}/feeds/all.json", params={"limit": "2"}).json()["items"]
+    two = httpx2.get(f"{daemon.base}/feeds/all.json", params={"limit": "2"}).json()["items"]
     assert [item["id"] for item in two] == [item["id"] for item in everything[:2]]
-    gaza = httpx.get(f"{daemon.base}/feeds/all.json", params={"q": "Gaza"}).json()["items"]
+    gaza = httpx2.get(f"{daemon.base}/feeds/all.json", params={"q": "Gaza"}).json()["items"]
     assert gaza and len(gaza) < len(everything)
     assert all("gaza" in json.dumps(item).casefold() for item in gaza)
 
 
 def test_healthz_reports_database_and_scheduler(daemon: DaemonProcess) -> None:
-    response = httpx.get(f"{daemon.base}/healthz")
+    response = httpx2.get(f"{daemon.base}/healthz")
     assert response.status_code == 200
     assert response.json()["database"] == "ok"
     assert response.json()["scheduler"] == "ok"
@@ -125,13 +125,13 @@ def test_sighup_with_bad_config_keeps_serving_and_good_config_applies(
     daemon.config.write_text(good + "\n[sources.broken]\nurl = 7\n")
     daemon.process.send_signal(signal.SIGHUP)
     time.sleep(1.0)
-    assert httpx.get(f"{daemon.base}/feeds/all.atom").status_code == 200
+    assert httpx2.get(f"{daemon.base}/feeds/all.atom").status_code == 200
     assert "reload refused" in daemon.log.read_text()
 
     daemon.config.write_text(good + '\n[feeds.gaza]\ntitle = "Gaza"\ninclude = ["Gaza"]\n')
     daemon.process.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 10
-    while httpx.get(f"{daemon.base}/feeds/gaza.atom").status_code != 200:
+    while httpx2.get(f"{daemon.base}/feeds/gaza.atom").status_code != 200:
         assert time.monotonic() < deadline, daemon.log.read_text()
         time.sleep(0.2)
 

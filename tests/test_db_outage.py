@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from daemonproc import free_port, start_daemon, wait_until
 from feedserver import FeedServer, Reply, Request
@@ -124,8 +124,8 @@ def throwaway_postgres() -> Iterator[Postgres]:
 
 def status(url: str) -> int:
     try:
-        return httpx.get(url, timeout=5).status_code
-    except httpx.HTTPError:
+        return httpx2.get(url, timeout=5).status_code
+    except httpx2.HTTPError:
         return 0
 
 
@@ -169,8 +169,8 @@ def test_daemon_survives_postgresql_going_away_and_recovers_by_itself(
 
     def items() -> list[str]:
         try:
-            response = httpx.get(f"{base}/feeds/all.json", timeout=5)
-        except httpx.HTTPError:
+            response = httpx2.get(f"{base}/feeds/all.json", timeout=5)
+        except httpx2.HTTPError:
             return []
         if response.status_code != 200:
             return []
@@ -178,22 +178,22 @@ def test_daemon_survives_postgresql_going_away_and_recovers_by_itself(
 
     try:
         wait_until(lambda: len(items()) == 3, 40, "first poll", log)
-        cached = httpx.get(f"{base}/feeds/all.atom", timeout=5)
+        cached = httpx2.get(f"{base}/feeds/all.atom", timeout=5)
         assert cached.status_code == 200
         gate_shut.set()
         assert waiting.wait(timeout=30), log.read_text()
 
         throwaway_postgres.stop()
-        health = httpx.get(f"{base}/healthz", timeout=10)
+        health = httpx2.get(f"{base}/healthz", timeout=10)
         assert health.status_code == 503
         assert health.json()["status"] == "unavailable"
         assert health.json()["database"].startswith("error: OperationalError: ")
-        again = httpx.get(f"{base}/feeds/all.atom", timeout=10)
+        again = httpx2.get(f"{base}/feeds/all.atom", timeout=10)
         assert (again.status_code, again.content) == (200, cached.content)  # from the cache
-        unseen = httpx.get(f"{base}/feeds/all.atom?limit=2", timeout=10)
+        unseen = httpx2.get(f"{base}/feeds/all.atom?limit=2", timeout=10)
         assert unseen.status_code == 503
         assert "database unavailable" in unseen.text
-        page = httpx.get(f"{base}/", timeout=10)
+        page = httpx2.get(f"{base}/", timeout=10)
         assert page.status_code == 503
         assert page.text.startswith("database unavailable: connection")
         gate_open.set()
@@ -230,8 +230,8 @@ def test_daemon_survives_postgresql_going_away_and_recovers_by_itself(
         throwaway_postgres.start()
         wait_until(lambda: status(f"{base}/healthz") == 200, 40, "healthy again", log)
         wait_until(lambda: len(items()) == 6, 40, "new entries after recovery", log)
-        assert httpx.get(f"{base}/feeds/all.atom?limit=2", timeout=5).status_code == 200
-        assert httpx.get(f"{base}/", timeout=5).status_code == 200
+        assert httpx2.get(f"{base}/feeds/all.atom?limit=2", timeout=5).status_code == 200
+        assert httpx2.get(f"{base}/", timeout=5).status_code == 200
         text = log.read_text()
         assert "scheduler claims again" in text
         assert "gave back 1 claims kept by polls the database failed" in text

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 import pytest
 from daemonproc import free_port, start_daemon
 from faultserver import FaultServer, respond
@@ -302,9 +302,9 @@ def run_daemon_under_fire(
             assert time.monotonic() < deadline, log.read_text()
             assert process.poll() is None, log.read_text()
             try:
-                health = httpx.get(f"{base}/healthz", timeout=2)
-                feed = httpx.get(f"{base}/feeds/all.json", timeout=2)
-            except httpx.ConnectError:
+                health = httpx2.get(f"{base}/healthz", timeout=2)
+                feed = httpx2.get(f"{base}/feeds/all.json", timeout=2)
+            except httpx2.ConnectError:
                 time.sleep(0.1)  # not listening yet
                 continue
             assert health.status_code == 200, health.text
@@ -312,20 +312,20 @@ def run_daemon_under_fire(
             answered += 1
             time.sleep(0.1)
         assert answered > 0, "the daemon never answered while its sources hung"
-        items = httpx.get(f"{base}/feeds/all.json?limit=500", timeout=5).json()["items"]
+        items = httpx2.get(f"{base}/feeds/all.json?limit=500", timeout=5).json()["items"]
         assert len({entry["id"] for entry in items}) == len(items)
         for number in range(1, GOOD_SOURCES + 1):
-            good = httpx.get(
+            good = httpx2.get(
                 f"{base}/feeds/all.json", params={"q": f"source:good-{number}"}, timeout=5
             ).json()["items"]
             assert sorted(entry["title"] for entry in good) == [
                 f"Item {number * 100 + n}" for n in range(1, 4)
             ]
         for fmt in ("atom", "rss", "json"):
-            body = httpx.get(f"{base}/feeds/all.{fmt}", timeout=5).text
+            body = httpx2.get(f"{base}/feeds/all.{fmt}", timeout=5).text
             for marker in (*SECRETS, *EXPANSION_MARKERS):
                 assert marker not in body, (fmt, marker)
-        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        assert httpx2.get(f"{base}/healthz", timeout=5).status_code == 200
     finally:
         returncode = daemon.stop()
     text = log.read_text()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from daemonproc import DaemonProcess, free_port, start_daemon, wait_until
 from feedserver import FeedServer, Reply, Request
@@ -249,7 +249,7 @@ def test_daemon_serves_304s_and_gzip_from_its_render_cache(
         "/feeds/all.atom", headers={"If-Modified-Since": plain.headers["last-modified"]}
     )
     assert by_date.status_code == 304
-    with httpx.stream(
+    with httpx2.stream(
         "GET", service.base + "/feeds/all.atom", headers={"Accept-Encoding": "gzip"}
     ) as zipped:
         zipped.read()

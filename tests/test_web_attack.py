@@ -4,7 +4,7 @@ Odd and hostile paths, huge and malformed query strings, regular expressions
 built to backtrack for ever, and hundreds of clients that connect and then send
 their request a byte at a time (or never): none may crash, hang or leak, and
 ordinary readers keep being served throughout. Requests go out through raw
-sockets, so paths reach the server exactly as written (httpx would normalise them).
+sockets, so paths reach the server exactly as written (httpx2 would normalise them).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 from daemonproc import DaemonProcess, free_port, running_daemon, settings_toml
 from feedserver import FeedServer
@@ -78,8 +78,8 @@ def raw_get(daemon: DaemonProcess, target: bytes, timeout: float = 10) -> tuple[
 
 
 def assert_still_serving(daemon: DaemonProcess) -> None:
-    assert httpx.get(f"{daemon.base}/healthz", timeout=5).status_code == 200
-    assert len(httpx.get(f"{daemon.base}/feeds/all.json", timeout=5).json()["items"]) == 4
+    assert httpx2.get(f"{daemon.base}/healthz", timeout=5).status_code == 200
+    assert len(httpx2.get(f"{daemon.base}/feeds/all.json", timeout=5).json()["items"]) == 4
 
 
 PATHS = [
@@ -173,7 +173,7 @@ CATASTROPHIC = ["/(a+)+$/", "/(a|a)*b/", "/(a|aa)+$/", "/(.*a){25}/", "/^(a+)+$/
 def test_catastrophic_regex_from_the_network_answers_without_hanging(
     daemon: DaemonProcess, regex: str
 ) -> None:
-    response = httpx.get(f"{daemon.base}/feeds/all.json", params={"q": regex}, timeout=10)
+    response = httpx2.get(f"{daemon.base}/feeds/all.json", params={"q": regex}, timeout=10)
     assert response.status_code == 200, response.text
     titles = [item["title"] for item in response.json()["items"]]
     assert BACKTRACKER not in titles or regex == "/(.*a){25}/"
@@ -181,9 +181,9 @@ def test_catastrophic_regex_from_the_network_answers_without_hanging(
 
 
 def test_network_regex_still_finds_what_it_should(daemon: DaemonProcess) -> None:
-    response = httpx.get(f"{daemon.base}/feeds/all.json", params={"q": "/^a{40}!$/"}, timeout=10)
+    response = httpx2.get(f"{daemon.base}/feeds/all.json", params={"q": "/^a{40}!$/"}, timeout=10)
     assert [item["title"] for item in response.json()["items"]] == [BACKTRACKER]
-    folded = httpx.get(f"{daemon.base}/feeds/all.json", params={"q": "title:/zurich/"})
+    folded = httpx2.get(f"{daemon.base}/feeds/all.json", params={"q": "title:/zurich/"})
     assert [item["title"] for item in folded.json()["items"]] == ["Zürich"]
 
 
