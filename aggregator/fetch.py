@@ -22,7 +22,6 @@ import enum
 import ipaddress
 import mimetypes
 import os
-import select
 import socket
 import ssl
 import time
@@ -217,55 +216,6 @@ class AddressRefused(httpcore2.ConnectError):
     A ConnectError itself, since httpcore2's pool drops the cause of what it re-raises."""
 
 
-class _Stream(httpcore2.AsyncNetworkStream):
-    """The backend's stream, but asked whether it is readable straight from its socket.
-
-    httpcore2 asks that of every idle connection in the pool each time it places a
-    request, and anyio answers it by building a table of all the stream's attributes,
-    a getpeername() system call among them: in a cold pass, with a pool full of
-    connections idle while their documents are parsed, those calls took more of the
-    main process's CPU than anything but the event loop's own waiting."""
-
-    def __init__(self, stream: httpcore2.AsyncNetworkStream) -> None:
-        self._stream = stream
-        self._socket: socket.socket | None = stream.get_extra_info("socket")
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._stream.read(max_bytes, timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._stream.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore2.AsyncNetworkStream:
-        return _Stream(await self._stream.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> object:
-        if info == "is_readable" and self._socket is not None:
-            return _readable(self._socket)
-        return self._stream.get_extra_info(info)
-
-
-def _readable(sock: socket.socket) -> bool:
-    """Whether reading `sock` would not block: data waiting, or (for an idle kept-alive
-    connection, the case that matters) the server's close. A closed socket counts as
-    readable, as in httpcore2, so its connection is dropped rather than used. (httpcore2's
-    own `is_socket_readable` is the same check, but private to it.)"""
-    descriptor = sock.fileno()
-    if descriptor < 0:
-        return True
-    poller = select.poll()
-    poller.register(descriptor, select.POLLIN)
-    return bool(poller.poll(0))
-
-
 class _GuardedBackend(httpcore2.AsyncNetworkBackend):
     """httpcore2's network backend with the address guard in front of every connect."""
 
@@ -301,15 +251,11 @@ class _GuardedBackend(httpcore2.AsyncNetworkBackend):
         for address in allowed[:-1]:
             # Connecting by number: what was checked is what is reached.
             with contextlib.suppress(httpcore2.ConnectError, httpcore2.ConnectTimeout):
-                return _Stream(
-                    await self._backend.connect_tcp(
-                        address, port, timeout, local_address, socket_options
-                    )
+                return await self._backend.connect_tcp(
+                    address, port, timeout, local_address, socket_options
                 )
-        return _Stream(
-            await self._backend.connect_tcp(
-                allowed[-1], port, timeout, local_address, socket_options
-            )
+        return await self._backend.connect_tcp(
+            allowed[-1], port, timeout, local_address, socket_options
         )
 
     async def connect_unix_socket(
