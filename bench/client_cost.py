@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,13 +29,12 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path[:0] = [str(REPO), str(BENCH)]
 
-import gencorpus  # noqa: E402
 import httpx  # noqa: E402
 import httpx2  # noqa: E402
-from run import FeedServer, print_rows  # noqa: E402
+from fetch_cost import served_corpus  # noqa: E402
+from run import print_rows  # noqa: E402
 
 OUT = BENCH / "out" / "client-cost"
-NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
 async def conditional_pass(
@@ -74,16 +71,9 @@ def main() -> None:
     parser.add_argument("--settings", default="10/100,20/20,20/100,100/100")
     args = parser.parse_args()
 
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    OUT.mkdir(parents=True)
-    corpus = gencorpus.generate(args.feeds, 1, NOW)
-    gencorpus.write(corpus, OUT, args.port, args.hosts)
-    urls = (OUT / "feeds.txt").read_text().split()
     clients = {f"httpx {httpx.__version__}": httpx, f"httpx2 {httpx2.__version__}": httpx2}
     rows = []
-    server = FeedServer(args.port, args.hosts, gzip=False, directory=OUT)
-    try:
+    with served_corpus(OUT, args.feeds, args.hosts, args.port) as urls:
         for setting in args.settings.split(","):
             in_flight, pool = (int(part) for part in setting.split("/"))
             runs: dict[str, list[tuple[float, float]]] = {name: [] for name in clients}
@@ -101,8 +91,6 @@ def main() -> None:
                         f"{cpu / len(urls) * 1000:.2f}",
                     ]
                 )
-    finally:
-        server.stop()
     print(f"{len(urls)} feeds on {args.hosts} loopback addresses, all 304s; {args.rounds} rounds\n")
     print_rows(["in flight/pool", "client", "requests/s", "CPU ms/request"], rows)
 

@@ -19,6 +19,8 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,6 +35,22 @@ from aggregator.fetch import NO_VALIDATORS, Fetcher, FetchResponse, Validators  
 
 OUT = BENCH / "out" / "fetch-cost"
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@contextmanager
+def served_corpus(out: Path, feeds: int, hosts: int, port: int) -> Iterator[list[str]]:
+    """The bench corpus (seed 1, dated NOW) written afresh into `out` and served on
+    `hosts` loopback addresses; yields its feed URLs, and stops the server after."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    gencorpus.write(gencorpus.generate(feeds, 1, NOW), out, port, hosts)
+    urls = (out / "feeds.txt").read_text().split()
+    server = FeedServer(port, hosts, gzip=False, directory=out)
+    try:
+        yield urls
+    finally:
+        server.stop()
 
 
 async def one_pass(
@@ -58,14 +76,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    OUT.mkdir(parents=True)
-    corpus = gencorpus.generate(args.feeds, 1, NOW)
-    gencorpus.write(corpus, OUT, args.port, args.hosts)
-    urls = (OUT / "feeds.txt").read_text().split()
-    server = FeedServer(args.port, args.hosts, gzip=False, directory=OUT)
-    try:
+    with served_corpus(OUT, args.feeds, args.hosts, args.port) as urls:
         print(f"{len(urls)} feeds on {args.hosts} loopback addresses; {args.rounds} rounds each")
         print(f"{'concurrency':>11}  {'pass':<5} {'feeds/s':>8} {'CPU ms/request':>15}")
         for concurrency in [int(value) for value in args.concurrency.split(",")]:
@@ -87,8 +98,6 @@ def main() -> None:
                     f"{concurrency:>11}  {kind:<5} {len(urls) / wall:>8,.0f} "
                     f"{cpu / len(urls) * 1000:>15.2f}"
                 )
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":
