@@ -14,6 +14,7 @@ client under test. `feed_server_fixture` is the generator a conftest wraps as a 
 from __future__ import annotations
 
 import gzip as gzip_module
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -70,9 +71,10 @@ Handler = Callable[[Request], Reply]
 
 class FeedServer:
     """`address`: any of 127.0.0.0/8 (all loopback), so tests can have several hosts.
-    `connections` counts the connections clients opened."""
+    `connections` counts the connections clients opened. With `tls` (a server-side
+    context holding a certificate) it speaks https instead."""
 
-    def __init__(self, address: str = "127.0.0.1") -> None:
+    def __init__(self, address: str = "127.0.0.1", *, tls: ssl.SSLContext | None = None) -> None:
         self._routes: dict[str, Handler] = {}
         self._lock = threading.Lock()
         self._requests: list[Request] = []
@@ -80,10 +82,13 @@ class FeedServer:
         self.stopping = threading.Event()  # set on close: long-waiting handlers should give up
         self._httpd = _Server((address, 0), _RequestHandler)
         self._httpd.feed_server = self
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
-        self.base_url = f"http://{address}:{self._httpd.server_address[1]}"
+        scheme = "https" if tls is not None else "http"
+        self.base_url = f"{scheme}://{address}:{self._httpd.server_address[1]}"
 
     def __enter__(self) -> FeedServer:
         self._thread.start()

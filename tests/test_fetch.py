@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import os
 import socket
+import ssl
 import threading
 import tracemalloc
 import zlib
@@ -683,44 +684,23 @@ def test_unreadable_local_file_is_a_fetch_error(
 
 
 @pytest.fixture
-def https_server() -> Iterator[str]:
-    """An https server on 127.0.0.1 whose certificate a throwaway CA signed (one no trust
-    store holds), answering every GET with FEED; yields its base URL."""
+def https_server() -> Iterator[FeedServer]:
+    """The feed server over https, with a certificate a throwaway CA signed (one no
+    trust store holds), serving FEED at /feed."""
     trustme = pytest.importorskip("trustme")
-    import http.server
-    import ssl
-
-    certificate = trustme.CA().issue_cert("127.0.0.1")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    certificate.configure_cert(context)
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/rss+xml")
-            self.send_header("Content-Length", str(len(FEED)))
-            self.end_headers()
-            self.wfile.write(FEED)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    with FeedServer(tls=context) as server:
+        server.add("/feed", FEED)
+        yield server
 
 
 def test_an_https_certificate_no_trusted_root_signed_is_refused_naming_the_cause(
-    https_server: str,
+    https_server: FeedServer,
 ) -> None:
     # The HTTP client verifies against the system's roots (and ignores SSL_CERT_FILE and
     # friends): a certificate from an unknown CA is a fetch error that says so, not a feed.
-    error = failed(fetch(f"{https_server}/feed"))
-    assert str(error).startswith(f"src: {https_server}/feed: TLS certificate not accepted: ")
+    url = https_server.url("/feed")
+    error = failed(fetch(url))
+    assert str(error).startswith(f"src: {url}: TLS certificate not accepted: ")
     assert "certificate" in str(error).rpartition("accepted: ")[2]
